@@ -1,0 +1,29 @@
+# `make test` and `make demo` set themselves up: a .venv made with pip, the project installed with its test extras.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# torch/torchvision releases pinned for the install (pip takes them from local files where they are cached)
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+
+.PHONY: install test demo bench clean
+
+$(BIN)/ulsam-search: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_PINS)
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(BIN)/ulsam-search
+
+install: $(BIN)/ulsam-search
+
+test: install
+	$(BIN)/python -m pytest -q
+
+demo: install
+	$(BIN)/ulsam-search variants
+
+bench: install
+	$(BIN)/ulsam-search bench
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -1,0 +1,69 @@
+"""What both MobileNets share: channel rounding, the block-table row, the classifier head, initialisation."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+def _make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round a channel count to a multiple of ``divisor`` without going more than 10% down (torchvision's rule)."""
+    min_value = min_value or divisor
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
+
+
+@dataclass(frozen=True)
+class Block:
+    """One numbered block of a backbone: channels and stride after the width multiplier, sizes for an input."""
+
+    index: int
+    c_in: int
+    c_out: int
+    stride: int
+    expand_ratio: int
+    in_size: int
+    out_size: int
+
+    @property
+    def replaceable(self) -> bool:
+        """ULSAM keeps the tensor's shape, so only a block that keeps it too can be replaced."""
+        return self.stride == 1 and self.c_in == self.c_out
+
+
+def conv_output_size(size: int, stride: int) -> int:
+    """Spatial size after a 3x3 conv with padding 1 (and after a 1x1 conv with stride 1)."""
+    return math.ceil(size / stride)
+
+
+class MobileNet(nn.Module):
+    """A ``features`` stack (stem, numbered blocks 1..n, optional head conv) then pooling and a linear classifier."""
+
+    def __init__(self, features: list[nn.Module], feature_channels: int, num_classes: int, dropout: float) -> None:
+        super().__init__()
+        self.features = nn.Sequential(*features)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(nn.Dropout(p=dropout), nn.Linear(feature_channels, num_classes))
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(self.features(x))
+        return self.classifier(torch.flatten(x, 1))

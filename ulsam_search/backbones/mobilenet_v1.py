@@ -1,0 +1,57 @@
+"""MobileNet-V1 (Howard et al., 2017): conv stem, then depthwise-separable layers 1..13 as ``features[1..13]``.
+
+Layer k is a 3x3 depthwise conv + BN + ReLU then a 1x1 pointwise conv + BN + ReLU (ReLU as in the paper), with an
+``attn`` slot on its output. ``small_input`` (32x32 data) sets the stem and layer 2 to stride 1: total stride 8.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.ops.misc import Conv2dNormActivation
+
+from ._common import Block, MobileNet, _make_divisible, conv_output_size
+
+WIDTHS = (0.25, 0.5, 0.75, 1.0)
+# (output channels, stride) of layers 1..13 at width 1.0 (the MobileNet paper's Table 1)
+_LAYERS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
+           (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1))
+_SMALL_INPUT_STRIDE_ONE = {0, 2}  # stem and layer 2
+
+
+def stem_stride(small_input: bool) -> int:
+    return 1 if small_input else 2
+
+
+def block_table(width: float = 1.0, small_input: bool = False, input_size: int = 224) -> list[Block]:
+    c_in = _make_divisible(32 * width)
+    size = conv_output_size(input_size, stem_stride(small_input))
+    blocks = []
+    for index, (c, s) in enumerate(_LAYERS, start=1):
+        stride = 1 if small_input and index in _SMALL_INPUT_STRIDE_ONE else s
+        c_out = _make_divisible(c * width)
+        out_size = conv_output_size(size, stride)
+        blocks.append(Block(index, c_in, c_out, stride, 1, size, out_size))
+        c_in, size = c_out, out_size
+    return blocks
+
+
+class DepthwiseSeparable(nn.Module):
+    def __init__(self, inp: int, oup: int, stride: int) -> None:
+        super().__init__()
+        self.dw = Conv2dNormActivation(inp, inp, kernel_size=3, stride=stride, groups=inp, activation_layer=nn.ReLU)
+        self.pw = Conv2dNormActivation(inp, oup, kernel_size=1, activation_layer=nn.ReLU)
+        self.out_channels = oup
+        self.attn: nn.Module = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attn(self.pw(self.dw(x)))
+
+
+def mobilenet_v1(width: float = 1.0, num_classes: int = 1000, small_input: bool = False, dropout: float = 0.2) -> MobileNet:
+    blocks = block_table(width, small_input)
+    features: list[nn.Module] = [
+        Conv2dNormActivation(3, blocks[0].c_in, stride=stem_stride(small_input), activation_layer=nn.ReLU)
+    ]
+    features += [DepthwiseSeparable(b.c_in, b.c_out, b.stride) for b in blocks]
+    return MobileNet(features, blocks[-1].c_out, num_classes, dropout)

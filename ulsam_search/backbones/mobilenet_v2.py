@@ -1,0 +1,76 @@
+"""MobileNet-V2 (Sandler et al., 2018), parameter-for-parameter torchvision's ``mobilenet_v2``.
+
+Blocks 1..17 are ``features[1..17]``; each inverted-residual block has an ``attn`` slot applied to its output
+(after the residual add), empty by default, so a model without ULSAM has exactly torchvision's state_dict.
+``small_input`` (32x32 data) sets the stem and block 2 to stride 1: total stride 8 instead of 32, 4x4 last map.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.ops.misc import Conv2dNormActivation
+
+from ._common import Block, MobileNet, _make_divisible, conv_output_size
+
+WIDTHS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
+# expansion t, output channels c, repeats n, first stride s (the MobileNet-V2 paper's Table 2)
+_SETTING = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+_SMALL_INPUT_STRIDE_ONE = {0, 2}  # stem and block 2
+
+
+def stem_stride(small_input: bool) -> int:
+    return 1 if small_input else 2
+
+
+def block_table(width: float = 1.0, small_input: bool = False, input_size: int = 224) -> list[Block]:
+    c_in = _make_divisible(32 * width)
+    size = conv_output_size(input_size, stem_stride(small_input))
+    blocks = []
+    for t, c, n, s in _SETTING:
+        c_out = _make_divisible(c * width)
+        for i in range(n):
+            index = len(blocks) + 1
+            stride = s if i == 0 else 1
+            if small_input and index in _SMALL_INPUT_STRIDE_ONE:
+                stride = 1
+            out_size = conv_output_size(size, stride)
+            blocks.append(Block(index, c_in, c_out, stride, t, size, out_size))
+            c_in, size = c_out, out_size
+    return blocks
+
+
+class InvertedResidual(nn.Module):
+    """torchvision's block (same layers, same names) plus an ``attn`` slot on the output."""
+
+    def __init__(self, inp: int, oup: int, stride: int, expand_ratio: int) -> None:
+        super().__init__()
+        self.stride = stride
+        hidden_dim = int(round(inp * expand_ratio))
+        self.use_res_connect = stride == 1 and inp == oup
+        layers: list[nn.Module] = []
+        if expand_ratio != 1:
+            layers.append(Conv2dNormActivation(inp, hidden_dim, kernel_size=1, activation_layer=nn.ReLU6))
+        layers += [
+            Conv2dNormActivation(hidden_dim, hidden_dim, stride=stride, groups=hidden_dim, activation_layer=nn.ReLU6),
+            nn.Conv2d(hidden_dim, oup, 1, 1, 0, bias=False),
+            nn.BatchNorm2d(oup),
+        ]
+        self.conv = nn.Sequential(*layers)
+        self.out_channels = oup
+        self.attn: nn.Module = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = x + self.conv(x) if self.use_res_connect else self.conv(x)
+        return self.attn(out)
+
+
+def mobilenet_v2(width: float = 1.0, num_classes: int = 1000, small_input: bool = False, dropout: float = 0.2) -> MobileNet:
+    blocks = block_table(width, small_input)
+    last_channel = _make_divisible(1280 * max(1.0, width))
+    features: list[nn.Module] = [
+        Conv2dNormActivation(3, blocks[0].c_in, stride=stem_stride(small_input), activation_layer=nn.ReLU6)
+    ]
+    features += [InvertedResidual(b.c_in, b.c_out, b.stride, b.expand_ratio) for b in blocks]
+    features.append(Conv2dNormActivation(blocks[-1].c_out, last_channel, kernel_size=1, activation_layer=nn.ReLU6))
+    return MobileNet(features, last_channel, num_classes, dropout)

@@ -1,0 +1,162 @@
+"""Parameters, MACs and FLOPs (= 2 x MACs) with thop plus a ULSAM rule; latency measurement.
+
+Conventions (MACs are multiply-accumulates, counted for one image):
+
+``paper``  Conv2d and Linear layers only (weights and biases), as the MobileNet and ULSAM papers count. A ULSAM on
+           an h x w x m tensor counts 2*m*h*w MACs and 2*m parameters, whatever g (depthwise + pointwise 1x1).
+``full``   Every trainable parameter, and thop's default rule for every layer it knows (its BatchNorm rule counts
+           4 ops per element, ReLU and max-pool 0), plus what thop cannot see: ULSAM's internals counted with
+           thop's rules for the equivalent layers plus its element-wise multiply and add (one per element each),
+           and the residual add of every residual block.
+
+Counting profiles a deep copy (thop leaves attributes on the model) and is cached per
+(ARCH, input size, classes, convention, small_input).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import statistics
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+from thop import profile
+from torch import nn
+
+from .arch import Architecture, build_model
+from .errors import InvalidInput
+from .ulsam import ULSAM
+
+CONVENTIONS = ("paper", "full")
+
+
+@dataclass(frozen=True)
+class Cost:
+    arch: str
+    input_size: int
+    num_classes: int
+    convention: str
+    small_input: bool
+    params: int
+    macs: int
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "flops": self.flops}
+
+
+def ulsam_macs(channels: int, groups: int, height: int, width: int, convention: str) -> int:
+    """MACs of one ULSAM on a ``channels x height x width`` tensor (see the module docstring)."""
+    hw = height * width
+    if convention == "paper":
+        return 2 * channels * hw
+    convs = 2 * channels * hw  # depthwise m -> m and grouped pointwise m -> g, both 1x1
+    batch_norms = 4 * (channels + groups) * hw  # thop: 2 ops per element, doubled when affine
+    softmax = groups * (3 * hw - 1)  # thop: exp, add, divide
+    gate = 2 * channels * hw  # A * F and + F
+    return convs + batch_norms + softmax + gate
+
+
+def ulsam_params(module: ULSAM, convention: str) -> int:
+    if convention == "paper":
+        return 2 * module.channels
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def _check_convention(convention: str) -> None:
+    if convention not in CONVENTIONS:
+        raise InvalidInput(f"unknown cost convention '{convention}'; valid: {', '.join(CONVENTIONS)}")
+
+
+def count_model(model: nn.Module, input_size: int = 224, convention: str = "paper") -> tuple[int, int]:
+    """(params, MACs) of ``model`` on one ``3 x input_size x input_size`` image; ``model`` is left untouched."""
+    _check_convention(convention)
+    if input_size <= 0:
+        raise InvalidInput(f"input size must be a positive integer, got {input_size}")
+    model = copy.deepcopy(model).cpu().float().eval()
+
+    def count_ulsam(module: ULSAM, inputs, output) -> None:
+        _, m, h, w = inputs[0].shape
+        module.total_ops += ulsam_macs(m, module.groups, h, w, convention)
+
+    def zero(module, inputs, output) -> None:
+        pass
+
+    custom_ops: dict[type, object] = {ULSAM: count_ulsam}
+    extra = [0]
+    handles = []
+    if convention == "paper":
+        custom_ops.update({t: zero for t in (nn.BatchNorm2d, nn.AdaptiveAvgPool2d)})
+    else:
+        for module in model.modules():
+            if getattr(module, "use_res_connect", False):
+                handles.append(module.register_forward_hook(
+                    lambda mod, inp, out: extra.__setitem__(0, extra[0] + inp[0].numel())))
+    macs, _ = profile(model, inputs=(torch.zeros(1, 3, input_size, input_size),), custom_ops=custom_ops, verbose=False)
+    for handle in handles:
+        handle.remove()
+    return _count_params(model, convention), int(macs) + extra[0]
+
+
+def _count_params(module: nn.Module, convention: str) -> int:
+    if isinstance(module, ULSAM):
+        return ulsam_params(module, convention)
+    own = module.parameters(recurse=False)
+    if convention == "paper" and not isinstance(module, (nn.Conv2d, nn.Linear)):
+        own = ()
+    return sum(p.numel() for p in own if p.requires_grad) + sum(
+        _count_params(child, convention) for child in module.children())
+
+
+def count_cost(arch: Architecture | str, input_size: int = 224, num_classes: int = 1000, convention: str = "paper",
+               small_input: bool = False) -> Cost:
+    """Cost of an architecture (cached by its canonical ARCH string and the other arguments)."""
+    arch = Architecture.parse(arch) if isinstance(arch, str) else arch
+    return _cached_cost(str(arch), input_size, num_classes, convention, small_input)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_cost(arch: str, input_size: int, num_classes: int, convention: str, small_input: bool) -> Cost:
+    _check_convention(convention)
+    model = build_model(arch, num_classes=num_classes, small_input=small_input)
+    params, macs = count_model(model, input_size, convention)
+    return Cost(arch, input_size, num_classes, convention, small_input, params, macs)
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Median wall time of a forward pass after warm-up (eval mode, no autograd)."""
+
+    device: str
+    batch: int
+    input_size: int
+    runs: int
+    median_ms: float
+
+    @property
+    def ms_per_image(self) -> float:
+        return self.median_ms / self.batch
+
+
+def measure_latency(model: nn.Module, input_size: int = 224, batch: int = 1, device: str | torch.device = "cpu",
+                    warmup: int = 5, runs: int = 20) -> Latency:
+    """Time ``model`` on a ``batch x 3 x input_size x input_size`` input; the model is deep-copied, not moved."""
+    device = torch.device(device)
+    model = copy.deepcopy(model).to(device).eval()
+    x = torch.randn(batch, 3, input_size, input_size, device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    times = []
+    with torch.inference_mode():
+        for i in range(warmup + runs):
+            sync()
+            start = time.perf_counter()
+            model(x)
+            sync()
+            if i >= warmup:
+                times.append((time.perf_counter() - start) * 1e3)
+    return Latency(str(device), batch, input_size, runs, statistics.median(times))
