@@ -1,0 +1,111 @@
+"""ULSAM forward+backward: our fused module against the per-subspace loop (the official structure), side by side.
+
+    ulsam-search bench ulsam [--batch 32] [--repeats 7] [--device cpu|cuda|all] [--quick]
+
+For each shape (m, hw, g) prints the median time of both in training mode, their ratio, and the activation
+memory each keeps for backward (bytes of the tensors autograd saves, the input excluded).
+Goal (issue 2): >= 2x faster than the loop at every shape on CPU, and never slower.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from rich.console import Console
+from rich.table import Table
+from torch import nn
+
+from ulsam_search import ULSAM
+
+SHAPES = ((64, 56, 4), (96, 28, 8), (256, 14, 16), (512, 14, 32), (160, 7, 16))
+QUICK_SHAPES = ((16, 14, 4), (32, 7, 8))
+
+
+class LoopULSAM(nn.Module):
+    """The official module's structure: one conv/BN/ReLU/max-pool/conv/BN/ReLU/softmax chain per subspace."""
+
+    def __init__(self, channels: int, groups: int) -> None:
+        super().__init__()
+        size = channels // groups
+        self.groups = groups
+        self.subspaces = nn.ModuleList(nn.ModuleDict({
+            "conv_dws": nn.Conv2d(size, size, 1, groups=size), "bn_dws": nn.BatchNorm2d(size),
+            "conv_point": nn.Conv2d(size, 1, 1), "bn_point": nn.BatchNorm2d(1)}) for _ in range(groups))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = []
+        for sub, f in zip(self.subspaces, torch.chunk(x, self.groups, dim=1)):
+            y = nn.functional.max_pool2d(torch.relu(sub["bn_dws"](sub["conv_dws"](f))), 3, 1, 1)
+            y = torch.relu(sub["bn_point"](sub["conv_point"](y)))
+            n, _, h, w = y.shape
+            attn = torch.softmax(y.view(n, 1, h * w), dim=2).view(n, 1, h, w)
+            outs.append(torch.mul(attn.expand_as(f), f) + f)
+        return torch.cat(outs, dim=1)
+
+
+def _saved_bytes(module: nn.Module, x: torch.Tensor) -> int:
+    """Bytes autograd keeps for backward, counting each storage once and leaving out the input's."""
+    storages: dict[int, int] = {x.untyped_storage().data_ptr(): 0}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storages.setdefault(t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        module(x)
+    return sum(storages.values())
+
+
+def _median_seconds(module: nn.Module, x: torch.Tensor, grad: torch.Tensor, repeats: int) -> float:
+    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
+    times = []
+    for i in range(repeats + 2):  # two warm-up runs
+        sync()
+        start = time.perf_counter()
+        module(x).backward(grad)
+        sync()
+        if i >= 2:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def run(shapes, batch: int, repeats: int, device: str) -> list[dict]:
+    rows = []
+    for m, hw, g in shapes:
+        x = torch.randn(batch, m, hw, hw, device=device, requires_grad=True)
+        grad = torch.randn_like(x)
+        loop, ours = LoopULSAM(m, g).to(device).train(), ULSAM(m, g).to(device).train()
+        t_loop = _median_seconds(loop, x, grad, repeats)
+        t_ours = _median_seconds(ours, x, grad, repeats)
+        rows.append({"device": device, "m": m, "hw": hw, "g": g, "loop_ms": t_loop * 1e3, "ours_ms": t_ours * 1e3,
+                     "speedup": t_loop / t_ours, "loop_saved_mb": _saved_bytes(loop, x) / 2**20,
+                     "ours_saved_mb": _saved_bytes(ours, x) / 2**20})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(prog="ulsam-search bench ulsam", description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--device", choices=("cpu", "cuda", "all"), default="all")
+    parser.add_argument("--quick", action="store_true", help="two tiny shapes (for tests)")
+    args = parser.parse_args(argv)
+    devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
+    devices = [d for d in devices if d == "cpu" or torch.cuda.is_available()]
+    rows = [row for d in devices for row in run(QUICK_SHAPES if args.quick else SHAPES, args.batch, args.repeats, d)]
+    table = Table(title=f"ULSAM forward+backward, batch {args.batch}, training mode, median of {args.repeats}")
+    for column in ("device", "m", "hw", "g", "loop ms", "ours ms", "speed-up", "saved MB loop", "saved MB ours"):
+        table.add_column(column, justify="right")
+    for r in rows:
+        table.add_row(r["device"], str(r["m"]), str(r["hw"]), str(r["g"]), f"{r['loop_ms']:.1f}",
+                      f"{r['ours_ms']:.1f}", f"{r['speedup']:.2f}x", f"{r['loop_saved_mb']:.1f}",
+                      f"{r['ours_saved_mb']:.1f}")
+    Console(width=160).print(table)
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ulsam_search.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_count_json(capsys):
+    code, out, err = run(capsys, "count", "paper-mv2-c", "--json")
+    record = json.loads(out)
+    assert code == 0 and out.count("\n") == 1
+    assert record["arch"] == "mobilenet_v2:12=4,15=4" and record["backbone"] == "mobilenet_v2"
+    assert (record["macs"], record["baseline_macs"]) == (262_659_328, 300_774_272)
+    assert record["flops"] == 2 * record["macs"] and record["params"] < record["baseline_params"]
+    assert {"width", "input_size", "num_classes", "convention"} <= record.keys()
+
+
+def test_count_baseline_has_no_deltas_and_honours_options(capsys):
+    code, out, _ = run(capsys, "count", "mobilenet_v1@0.25", "--input-size", "32", "--num-classes", "10",
+                       "--small-input", "--convention", "full", "--json")
+    record = json.loads(out)
+    assert code == 0 and "baseline_macs" not in record
+    assert (record["input_size"], record["num_classes"], record["convention"], record["width"]) == (32, 10, "full", 0.25)
+
+
+def test_count_table_shows_deltas(capsys):
+    code, out, _ = run(capsys, "count", "mobilenet_v2:16+4")
+    assert code == 0 and "300,789,952" in out and "+15,680" in out
+
+
+def test_variants_json(capsys):
+    code, out, _ = run(capsys, "variants", "--json")
+    payload = json.loads(out)
+    names = [v["name"] for v in payload["variants"]]
+    assert code == 0 and len(names) == 12 and "paper-mv2-f" in names
+    f = next(v for v in payload["variants"] if v["name"] == "paper-mv2-f")
+    assert round(1 - f["macs"] / f["baseline_macs"], 2) == 0.25
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["count", "mobilenet_v3"], "unknown backbone 'mobilenet_v3'; valid: mobilenet_v1, mobilenet_v2"),
+    (["count", "mobilenet_v2:12=7"], "g=7 does not divide the 96 channels at block 12 of mobilenet_v2; valid g:"),
+    (["count", "mobilenet_v2:1=1"], "block 1 of mobilenet_v2 cannot be replaced"),
+    (["count", "mobilenet_v1:14+1"], "block 14 out of range for mobilenet_v1; valid blocks: 1..13"),
+    (["count", "mobilenet_v1@2.0"], "width 2 is not available for mobilenet_v1; valid widths: 0.25, 0.5, 0.75, 1"),
+    (["count", "mobilenet_v2:12-4"], "malformed placement '12-4'"),
+    (["count", "paper-mv9"], "unknown variant 'paper-mv9'; valid variants:"),
+    (["count", "mobilenet_v2", "--input-size", "0"], "argument --input-size: expected a positive integer, got '0'"),
+    (["count", "mobilenet_v2", "--num-classes", "-3"], "argument --num-classes: expected a positive integer"),
+    (["count", "mobilenet_v2", "--convention", "flops"], "argument --convention: invalid choice: 'flops'"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+    (["bench", "nope"], "unknown benchmark 'nope'; valid: ulsam"),
+])
+def test_bad_input_exits_2_with_one_line(capsys, argv, message):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("error: ") and message in err
+
+
+def test_bench_quick(capsys):
+    code, out, _ = run(capsys, "bench", "ulsam", "--quick", "--repeats", "1", "--batch", "4", "--device", "cpu")
+    assert code == 0 and "speed-up" in out and out.count("cpu") == 2
+
+
+def test_console_script_exit_codes():
+    exe = str(Path(sys.executable).parent / "ulsam-search")  # installed beside the interpreter by `make test`
+    ok = subprocess.run([exe, "count", "mobilenet_v2", "--json"], capture_output=True, text=True)
+    assert ok.returncode == 0 and json.loads(ok.stdout)["macs"] == 300_774_272
+    bad = subprocess.run([exe, "count", "mobilenet_v2:99+1"], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stdout == "" and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines() == ["error: block 99 out of range for mobilenet_v2; valid blocks: 1..17"]
