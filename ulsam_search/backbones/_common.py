@@ -41,6 +41,25 @@ def conv_output_size(size: int, stride: int) -> int:
     return math.ceil(size / stride)
 
 
+def stem_stride(small_input: bool) -> int:
+    return 1 if small_input else 2
+
+
+def make_block_table(layers: list[tuple[int, int, int]], width: float, small_input: bool,
+                     input_size: int) -> list[Block]:
+    """Blocks 1..n from ``(c_out at width 1.0, stride, expand_ratio)`` rows; ``small_input`` makes block 2 stride 1."""
+    c_in = _make_divisible(32 * width)
+    size = conv_output_size(input_size, stem_stride(small_input))
+    blocks = []
+    for index, (c, s, t) in enumerate(layers, start=1):
+        stride = 1 if small_input and index == 2 else s
+        c_out = _make_divisible(c * width)
+        out_size = conv_output_size(size, stride)
+        blocks.append(Block(index, c_in, c_out, stride, t, size, out_size))
+        c_in, size = c_out, out_size
+    return blocks
+
+
 class MobileNet(nn.Module):
     """A ``features`` stack (stem, numbered blocks 1..n, optional head conv) then pooling and a linear classifier."""
 

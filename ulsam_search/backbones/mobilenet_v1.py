@@ -10,30 +10,16 @@ import torch
 from torch import nn
 from torchvision.ops.misc import Conv2dNormActivation
 
-from ._common import Block, MobileNet, _make_divisible, conv_output_size
+from ._common import Block, MobileNet, _make_divisible, make_block_table, stem_stride
 
 WIDTHS = (0.25, 0.5, 0.75, 1.0)
 # (output channels, stride) of layers 1..13 at width 1.0 (the MobileNet paper's Table 1)
 _LAYERS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
            (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1))
-_SMALL_INPUT_STRIDE_ONE = {0, 2}  # stem and layer 2
-
-
-def stem_stride(small_input: bool) -> int:
-    return 1 if small_input else 2
 
 
 def block_table(width: float = 1.0, small_input: bool = False, input_size: int = 224) -> list[Block]:
-    c_in = _make_divisible(32 * width)
-    size = conv_output_size(input_size, stem_stride(small_input))
-    blocks = []
-    for index, (c, s) in enumerate(_LAYERS, start=1):
-        stride = 1 if small_input and index in _SMALL_INPUT_STRIDE_ONE else s
-        c_out = _make_divisible(c * width)
-        out_size = conv_output_size(size, stride)
-        blocks.append(Block(index, c_in, c_out, stride, 1, size, out_size))
-        c_in, size = c_out, out_size
-    return blocks
+    return make_block_table([(c, s, 1) for c, s in _LAYERS], width, small_input, input_size)
 
 
 class DepthwiseSeparable(nn.Module):

@@ -11,33 +11,16 @@ import torch
 from torch import nn
 from torchvision.ops.misc import Conv2dNormActivation
 
-from ._common import Block, MobileNet, _make_divisible, conv_output_size
+from ._common import Block, MobileNet, _make_divisible, make_block_table, stem_stride
 
 WIDTHS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 # expansion t, output channels c, repeats n, first stride s (the MobileNet-V2 paper's Table 2)
 _SETTING = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
-_SMALL_INPUT_STRIDE_ONE = {0, 2}  # stem and block 2
-
-
-def stem_stride(small_input: bool) -> int:
-    return 1 if small_input else 2
 
 
 def block_table(width: float = 1.0, small_input: bool = False, input_size: int = 224) -> list[Block]:
-    c_in = _make_divisible(32 * width)
-    size = conv_output_size(input_size, stem_stride(small_input))
-    blocks = []
-    for t, c, n, s in _SETTING:
-        c_out = _make_divisible(c * width)
-        for i in range(n):
-            index = len(blocks) + 1
-            stride = s if i == 0 else 1
-            if small_input and index in _SMALL_INPUT_STRIDE_ONE:
-                stride = 1
-            out_size = conv_output_size(size, stride)
-            blocks.append(Block(index, c_in, c_out, stride, t, size, out_size))
-            c_in, size = c_out, out_size
-    return blocks
+    layers = [(c, s if i == 0 else 1, t) for t, c, n, s in _SETTING for i in range(n)]
+    return make_block_table(layers, width, small_input, input_size)
 
 
 class InvertedResidual(nn.Module):
