@@ -17,7 +17,7 @@ from rich.table import Table
 
 from .cost import CONVENTIONS, count_cost
 from .errors import InvalidInput
-from .variants import VARIANTS, resolve_arch
+from .variants import DEFAULT_GROUPS, VARIANTS, resolve_arch
 
 BENCHMARKS_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -93,7 +93,7 @@ def _cmd_variants(args) -> None:
                       verified=variant.verified)
         records.append(record)
     if args.json:
-        print(json.dumps({"default_groups": 4, "input_size": args.input_size, "num_classes": args.num_classes,
+        print(json.dumps({"default_groups": DEFAULT_GROUPS, "input_size": args.input_size, "num_classes": args.num_classes,
                           "convention": args.convention, "variants": records}))
         return
     table = Table(title=f"The paper's variants (g=4; append /g for another) at {args.input_size}x{args.input_size}, "
