@@ -93,8 +93,8 @@ def _cmd_variants(args) -> None:
                       verified=variant.verified)
         records.append(record)
     if args.json:
-        print(json.dumps({"default_groups": DEFAULT_GROUPS, "input_size": args.input_size, "num_classes": args.num_classes,
-                          "convention": args.convention, "variants": records}))
+        print(json.dumps({"default_groups": DEFAULT_GROUPS, "input_size": args.input_size,
+                          "num_classes": args.num_classes, "convention": args.convention, "variants": records}))
         return
     table = Table(title=f"The paper's variants (g=4; append /g for another) at {args.input_size}x{args.input_size}, "
                         f"{args.convention} convention")
