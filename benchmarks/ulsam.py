@@ -18,32 +18,10 @@ from rich.console import Console
 from rich.table import Table
 from torch import nn
 
-from ulsam_search import ULSAM
+from ulsam_search import ULSAM, OfficialULSAM
 
 SHAPES = ((64, 56, 4), (96, 28, 8), (256, 14, 16), (512, 14, 32), (160, 7, 16))
 QUICK_SHAPES = ((16, 14, 4), (32, 7, 8))
-
-
-class LoopULSAM(nn.Module):
-    """The official module's structure: one conv/BN/ReLU/max-pool/conv/BN/ReLU/softmax chain per subspace."""
-
-    def __init__(self, channels: int, groups: int) -> None:
-        super().__init__()
-        size = channels // groups
-        self.groups = groups
-        self.subspaces = nn.ModuleList(nn.ModuleDict({
-            "conv_dws": nn.Conv2d(size, size, 1, groups=size), "bn_dws": nn.BatchNorm2d(size),
-            "conv_point": nn.Conv2d(size, 1, 1), "bn_point": nn.BatchNorm2d(1)}) for _ in range(groups))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outs = []
-        for sub, f in zip(self.subspaces, torch.chunk(x, self.groups, dim=1)):
-            y = nn.functional.max_pool2d(torch.relu(sub["bn_dws"](sub["conv_dws"](f))), 3, 1, 1)
-            y = torch.relu(sub["bn_point"](sub["conv_point"](y)))
-            n, _, h, w = y.shape
-            attn = torch.softmax(y.view(n, 1, h * w), dim=2).view(n, 1, h, w)
-            outs.append(torch.mul(attn.expand_as(f), f) + f)
-        return torch.cat(outs, dim=1)
 
 
 def _saved_bytes(module: nn.Module, x: torch.Tensor) -> int:
@@ -77,7 +55,7 @@ def run(shapes, batch: int, repeats: int, device: str) -> list[dict]:
     for m, hw, g in shapes:
         x = torch.randn(batch, m, hw, hw, device=device, requires_grad=True)
         grad = torch.randn_like(x)
-        loop, ours = LoopULSAM(m, g).to(device).train(), ULSAM(m, g).to(device).train()
+        loop, ours = OfficialULSAM(m, g, bn_momentum=0.1).to(device).train(), ULSAM(m, g).to(device).train()
         t_loop = _median_seconds(loop, x, grad, repeats)
         t_ours = _median_seconds(ours, x, grad, repeats)
         rows.append({"device": device, "m": m, "hw": hw, "g": g, "loop_ms": t_loop * 1e3, "ours_ms": t_ours * 1e3,

@@ -4,7 +4,7 @@ from thop import profile
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ulsam_search import ULSAM, build_model, count_cost, count_model, measure_latency
+from ulsam_search import ULSAM, OfficialULSAM, build_model, count_cost, count_model, measure_latency
 from ulsam_search.cost import _cached_cost, ulsam_macs
 from ulsam_search.errors import InvalidInput
 
@@ -31,25 +31,9 @@ def test_conv_and_linear_part_matches_torch_flop_counter(arch):
     assert count_cost(arch).macs == counter.get_total_flops() // 2 + rule
 
 
-class _ModuleLoopULSAM(nn.Module):
-    """The official structure (one sub-module chain per subspace, nn.Softmax) so that thop sees every layer."""
-
-    def __init__(self, m, g):
-        super().__init__()
-        self.g = g
-        self.subspaces = nn.ModuleList(nn.Sequential(
-            nn.Conv2d(m // g, m // g, 1, groups=m // g), nn.BatchNorm2d(m // g), nn.ReLU(), nn.MaxPool2d(3, 1, 1),
-            nn.Conv2d(m // g, 1, 1), nn.BatchNorm2d(1), nn.ReLU(), nn.Flatten(2), nn.Softmax(dim=2))
-            for _ in range(g))
-
-    def forward(self, x):
-        return torch.cat([f * s(f).view(f.shape[0], 1, *f.shape[2:]) + f
-                          for s, f in zip(self.subspaces, torch.chunk(x, self.g, dim=1))], dim=1)
-
-
 @pytest.mark.parametrize("m, g, h, w", [(512, 1, 14, 14), (160, 16, 7, 7), (96, 4, 14, 14)])
 def test_ulsam_rule_against_thop_on_the_unfused_module(m, g, h, w):
-    loop = _ModuleLoopULSAM(m, g)
+    loop = OfficialULSAM(m, g)  # one module per layer, so thop sees every layer
     x = torch.zeros(1, m, h, w)
     convs_only = {nn.BatchNorm2d: lambda *a: None, nn.Softmax: lambda *a: None}
     paper_macs, _ = profile(loop, (x,), custom_ops=convs_only, verbose=False)

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ulsam_search import ULSAM, convert_official_state_dict, create_attention
+from ulsam_search import ULSAM, OfficialULSAM, convert_official_state_dict, create_attention
 from ulsam_search.errors import InvalidInput
 
 
@@ -76,6 +76,20 @@ def test_matches_loop_forward_backward_and_running_stats(g, training, fused):
         if b.is_floating_point():
             assert (b - expected_buffers[name]).abs().max() <= 1e-5, name
     assert int(module.bn_dw.num_batches_tracked) == (4 if training else 3)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_official_structure_checkpoint_converts_to_the_same_function(training):
+    official = OfficialULSAM(96, 8).double().train(training)  # official momentum 0.9
+    for bn in (m for m in official.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+        torch.nn.init.uniform_(bn.weight, 0.5, 1.5)
+        torch.nn.init.uniform_(bn.bias, -0.5, 0.5)
+    ours = ULSAM(96, 8, bn_momentum=0.9).double().train(training)
+    ours.load_state_dict(convert_official_state_dict(official.state_dict()), strict=True)
+    x = torch.randn(2, 96, 7, 7, dtype=torch.float64)
+    assert (official(x) - ours(x)).abs().max() <= 1e-10
+    converted = convert_official_state_dict(official.state_dict())
+    assert all(torch.allclose(converted[k], v, atol=1e-10) for k, v in ours.state_dict().items())  # running stats
 
 
 def test_float32_matches_float64_closely():

@@ -71,7 +71,6 @@ class Architecture:
         if match is None:
             raise InvalidInput(f"malformed ARCH '{text}': expected BACKBONE[@WIDTH][:PLACEMENT,...], "
                                f"e.g. mobilenet_v2:12=4,15=4")
-        get_backbone(match["backbone"])
         width = 1.0
         if match["width"] is not None:
             try:

@@ -88,19 +88,15 @@ def count_model(model: nn.Module, input_size: int = 224, convention: str = "pape
         pass
 
     custom_ops: dict[type, object] = {ULSAM: count_ulsam}
-    extra = [0]
-    handles = []
+    residual_adds: list[int] = []  # functional `x + block(x)`, invisible to thop
     if convention == "paper":
         custom_ops.update({t: zero for t in (nn.BatchNorm2d, nn.AdaptiveAvgPool2d)})
     else:
         for module in model.modules():
             if getattr(module, "use_res_connect", False):
-                handles.append(module.register_forward_hook(
-                    lambda mod, inp, out: extra.__setitem__(0, extra[0] + inp[0].numel())))
+                module.register_forward_hook(lambda mod, inputs, output: residual_adds.append(output.numel()))
     macs, _ = profile(model, inputs=(torch.zeros(1, 3, input_size, input_size),), custom_ops=custom_ops, verbose=False)
-    for handle in handles:
-        handle.remove()
-    return _count_params(model, convention), int(macs) + extra[0]
+    return _count_params(model, convention), int(macs) + sum(residual_adds)
 
 
 def _count_params(module: nn.Module, convention: str) -> int:

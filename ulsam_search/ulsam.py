@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ULSAM", "convert_official_state_dict"]
+__all__ = ["ULSAM", "OfficialULSAM", "convert_official_state_dict"]
 
 _POOL = dict(kernel_size=3, stride=1, padding=1)
 
@@ -241,6 +241,46 @@ def _channel_dot(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 def _update_running(running_mean, running_var, mean, var, count, factor):
     running_mean.mul_(1 - factor).add_(mean, alpha=factor)
     running_var.mul_(1 - factor).add_(var * (count / max(count - 1, 1)), alpha=factor)
+
+
+class _OfficialSubspace(nn.Module):
+    def __init__(self, channels: int, bn_momentum: float | None) -> None:
+        super().__init__()
+        self.conv_dws = nn.Conv2d(channels, channels, kernel_size=1, groups=channels)
+        self.bn_dws = nn.BatchNorm2d(channels, momentum=bn_momentum)
+        self.relu_dws = nn.ReLU()
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=1, padding=1)
+        self.conv_point = nn.Conv2d(channels, 1, kernel_size=1)
+        self.bn_point = nn.BatchNorm2d(1, momentum=bn_momentum)
+        self.relu_point = nn.ReLU()
+        self.softmax = nn.Softmax(dim=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.maxpool(self.relu_dws(self.bn_dws(self.conv_dws(x))))
+        out = self.relu_point(self.bn_point(self.conv_point(out)))
+        n, _, h, w = out.shape
+        attn = self.softmax(out.view(n, 1, h * w)).view(n, 1, h, w)
+        return torch.mul(attn.expand_as(x), x) + x
+
+
+class OfficialULSAM(nn.Module):
+    """The official module's structure: a Python loop over ``g`` sub-modules keyed ``subspaces.{i}.*``.
+
+    A reference, not for training: the baseline of ``ulsam-search bench ulsam``, a layer-per-module form that thop
+    can count, and a place to load official checkpoints unchanged. Same function as ``ULSAM`` (without the official
+    file's global ``set_default_tensor_type``); ``bn_momentum`` defaults to the official 0.9.
+    """
+
+    def __init__(self, channels: int, groups: int, bn_momentum: float | None = 0.9) -> None:
+        super().__init__()
+        if channels % groups:
+            raise ValueError(f"ULSAM groups={groups} must divide channels={channels}")
+        self.groups = groups
+        self.subspaces = nn.ModuleList(_OfficialSubspace(channels // groups, bn_momentum) for _ in range(groups))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        chunks = torch.chunk(x, self.groups, dim=1)
+        return torch.cat([sub(chunk) for sub, chunk in zip(self.subspaces, chunks)], dim=1)
 
 
 _OFFICIAL_KEY = re.compile(r"^(?P<prefix>.*?)subspaces\.(?P<index>\d+)\.(?P<layer>conv_dws|bn_dws|conv_point|bn_point)\."
