@@ -1,8 +1,8 @@
 """ULSAM forward+backward: our fused module against the per-subspace loop (the official structure), side by side.
 
-    ulsam-search bench ulsam [--batch 32] [--repeats 7] [--device cpu|cuda|all] [--quick]
+    ulsam-search bench ulsam [--batch 32] [--repeats 11] [--device cpu|cuda|all] [--quick]
 
-For each shape (m, hw, g) prints the median time of both in training mode, their ratio, and the activation
+For each shape (m, hw, g) prints the median time of both in training mode (run in turns), their ratio, and the activation
 memory each keeps for backward (bytes of the tensors autograd saves, the input excluded).
 Goal (issue 2): >= 2x faster than the loop at every shape on CPU, and never slower.
 """
@@ -37,17 +37,19 @@ def _saved_bytes(module: nn.Module, x: torch.Tensor) -> int:
     return sum(storages.values())
 
 
-def _median_seconds(module: nn.Module, x: torch.Tensor, grad: torch.Tensor, repeats: int) -> float:
+def _median_seconds(modules: list[nn.Module], x: torch.Tensor, grad: torch.Tensor, repeats: int) -> list[float]:
+    """Median forward+backward time of each module, run in turns so that machine drift hits them alike."""
     sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
-    times = []
-    for i in range(repeats + 2):  # two warm-up runs
-        sync()
-        start = time.perf_counter()
-        module(x).backward(grad)
-        sync()
-        if i >= 2:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    times: list[list[float]] = [[] for _ in modules]
+    for i in range(repeats + 2):  # two warm-up rounds
+        for module, seconds in zip(modules, times):
+            sync()
+            start = time.perf_counter()
+            module(x).backward(grad)
+            sync()
+            if i >= 2:
+                seconds.append(time.perf_counter() - start)
+    return [statistics.median(seconds) for seconds in times]
 
 
 def run(shapes, batch: int, repeats: int, device: str) -> list[dict]:
@@ -56,8 +58,7 @@ def run(shapes, batch: int, repeats: int, device: str) -> list[dict]:
         x = torch.randn(batch, m, hw, hw, device=device, requires_grad=True)
         grad = torch.randn_like(x)
         loop, ours = OfficialULSAM(m, g, bn_momentum=0.1).to(device).train(), ULSAM(m, g).to(device).train()
-        t_loop = _median_seconds(loop, x, grad, repeats)
-        t_ours = _median_seconds(ours, x, grad, repeats)
+        t_loop, t_ours = _median_seconds([loop, ours], x, grad, repeats)
         rows.append({"device": device, "m": m, "hw": hw, "g": g, "loop_ms": t_loop * 1e3, "ours_ms": t_ours * 1e3,
                      "speedup": t_loop / t_ours, "loop_saved_mb": _saved_bytes(loop, x) / 2**20,
                      "ours_saved_mb": _saved_bytes(ours, x) / 2**20})
@@ -67,7 +68,7 @@ def run(shapes, batch: int, repeats: int, device: str) -> list[dict]:
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(prog="ulsam-search bench ulsam", description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--device", choices=("cpu", "cuda", "all"), default="all")
     parser.add_argument("--quick", action="store_true", help="two tiny shapes (for tests)")
     args = parser.parse_args(argv)

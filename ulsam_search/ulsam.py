@@ -92,6 +92,7 @@ class ULSAM(nn.Module):
             factor_pw,
             self.bn_dw.eps,
             self.groups,
+            torch.is_grad_enabled(),
         )
 
     def forward_composite(self, x: torch.Tensor) -> torch.Tensor:
@@ -115,6 +116,12 @@ def _running_stats_factor(bn: nn.BatchNorm2d) -> float:
     return float(bn.momentum)
 
 
+def _channels_last_view(t: torch.Tensor) -> torch.Tensor:
+    """A contiguous NCHW tensor's storage seen as a channels_last tensor of the same shape, to reuse it as scratch."""
+    n, c, h, w = t.shape
+    return t.as_strided((n, c, h, w), (c * h * w, 1, w * c, c))
+
+
 def _per_channel(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(1, -1, 1, 1)
 
@@ -122,42 +129,49 @@ def _per_channel(t: torch.Tensor) -> torch.Tensor:
 class _FusedULSAM(torch.autograd.Function):
     """ULSAM forward/backward by hand, in at least float32 whatever the input dtype.
 
-    The max-pool runs in channels_last (several times faster than NCHW on CPU) and keeps its argmax indices;
-    everything else reads the input in place. Saved for backward: the pooled map, its indices and the small
-    ``N x g x h x w`` attention tensors; the loop over subspaces keeps about twice as much.
+    The pooled branch lives in channels_last (PyTorch's CPU max-pool is several times faster there), where the
+    grouped 1x1 conv and its gradients are single matrix products with a block-diagonal ``g x m`` weight. Saved for
+    backward: the centred input and the pooled map (channels_last), the max-pool's argmax and the small
+    ``N x g x h x w`` attention tensors.
     """
 
     @staticmethod
     def forward(ctx, x, w_dw, b_dw, g_dw, beta_dw, w_pw, b_pw, g_pw, beta_pw, rm_dw, rv_dw, rm_pw, rv_pw,
-                training, factor_dw, factor_pw, eps, groups):
+                training, factor_dw, factor_pw, eps, groups, needs_grad):
         in_dtype = x.dtype
         x = x.to(torch.promote_types(x.dtype, w_dw.dtype)).contiguous()
         n, m, h, w = x.shape
-        size, count = m // groups, n * h * w
+        count = n * h * w
         a = w_dw.reshape(m)
-        r = torch.empty_like(x, memory_format=torch.channels_last)
+        # the depthwise conv and the first BatchNorm fold into v = alpha * centred + shift
+        # big temporaries share one buffer (a fresh allocation of this size costs page faults on CPU): the squares,
+        # then the pre-pool map r (channels_last), finally the output (NCHW)
+        centred = torch.empty_like(x, memory_format=torch.channels_last)
+        out = torch.empty_like(x)
+        r = _channels_last_view(out)
         if training:
-            # depthwise conv + BatchNorm in training mode fold into alpha * (x - mean_x) + bn bias
             mean_x = x.sum(dim=(0, 2, 3)) / count
-            centred = x - _per_channel(mean_x)
-            var_x = _channel_dot(centred, centred) / count
+            torch.sub(x, _per_channel(mean_x), out=centred)
+            var_x = torch.mul(centred, centred, out=r).sum(dim=(0, 2, 3)) / count
             var_u = a * a * var_x
             inv_dw = torch.rsqrt(var_u + eps)
-            alpha = g_dw * a * inv_dw
-            torch.addcmul(_per_channel(beta_dw), centred, _per_channel(alpha), out=r)
-            del centred
+            shift = beta_dw
             if factor_dw:
                 _update_running(rm_dw, rv_dw, a * mean_x + b_dw, var_u, count, factor_dw)
         else:
-            mean_x = var_x = None
+            var_x = None
             inv_dw = torch.rsqrt(rv_dw + eps)
-            alpha = g_dw * a * inv_dw
-            torch.addcmul(_per_channel(beta_dw + (b_dw - rm_dw) * g_dw * inv_dw), x, _per_channel(alpha), out=r)
+            shift = beta_dw + (b_dw - rm_dw) * g_dw * inv_dw
+            if needs_grad:
+                centred.copy_(x)
+            else:
+                centred = x  # inference: the affine map below writes channels_last directly
+        alpha = g_dw * a * inv_dw
+        torch.addcmul(_per_channel(shift), centred, _per_channel(alpha), out=r)
         pooled, indices = F.max_pool2d(r.relu_(), **_POOL, return_indices=True)
-        del r
-        wp = w_pw.reshape(groups, size)
-        pooled_nhwc = pooled.permute(0, 2, 3, 1).view(n, h * w, groups, size)
-        s = ((pooled_nhwc * wp).sum(dim=-1) + b_pw).transpose(1, 2).reshape(n, groups, 1, h * w)
+        w_block = torch.block_diag(*w_pw.reshape(groups, 1, m // groups))  # g x m
+        pooled_rows = pooled.permute(0, 2, 3, 1).reshape(n * h * w, m)
+        s = (pooled_rows @ w_block.t() + b_pw).view(n, h * w, groups).transpose(1, 2).reshape(n, groups, 1, h * w)
         if training:
             var_s, mean_s = torch.var_mean(s, dim=(0, 2, 3), correction=0)
             if factor_pw:
@@ -168,26 +182,27 @@ class _FusedULSAM(torch.autograd.Function):
         s_hat = (s - _per_channel(mean_s)) * _per_channel(inv_pw)
         q = torch.addcmul(_per_channel(beta_pw), s_hat, _per_channel(g_pw)).relu_()
         attn = q.softmax(dim=-1)
-        xs = x.view(n, groups, size, h * w)
-        out = torch.addcmul(xs, xs, attn).view(n, m, h, w)
-        ctx.save_for_backward(x, attn, q, s_hat, pooled, indices, inv_pw, a, g_dw, g_pw, inv_dw, alpha, wp,
-                              *([mean_x, var_x] if training else [b_dw, rm_dw]))
-        ctx.training, ctx.groups, ctx.in_dtype = training, groups, in_dtype
+        xs = x.view(n, groups, m // groups, h * w)
+        torch.addcmul(xs, xs, attn, out=out.view(n, groups, m // groups, h * w))
+        if needs_grad:
+            ctx.save_for_backward(x, centred, pooled, indices, attn, q, s_hat, w_pw, inv_pw, a, g_dw, g_pw,
+                                  inv_dw, alpha, *([var_x] if training else [b_dw, rm_dw]))
+            ctx.training, ctx.groups, ctx.in_dtype = training, groups, in_dtype
         return out.to(in_dtype)
 
     @staticmethod
     def backward(ctx, grad_out):
-        (x, attn, q, s_hat, pooled, indices, inv_pw, a, g_dw, g_pw, inv_dw, alpha, wp,
-         extra1, extra2) = ctx.saved_tensors
+        x, centred, pooled, indices, attn, q, s_hat, w_pw, inv_pw, a, g_dw, g_pw, inv_dw, alpha, *extra = (
+            ctx.saved_tensors)
         training, groups = ctx.training, ctx.groups
         n, m, h, w = x.shape
         size, count = m // groups, n * h * w
         go = grad_out.to(x.dtype).contiguous().view(n, groups, size, h * w)
-        xs = x.view(n, groups, size, h * w)
+        # one buffer serves as scratch for go * x, then for the pooled-map gradient, and is finally grad_x
+        grad_x = torch.empty_like(x).view(n, groups, size, h * w)
 
-        # out = x * (1 + attn): the direct path, and the gradient reaching the attention maps
-        grad_x = torch.addcmul(go, go, attn).view(n, m, h, w)
-        d_attn = (go * xs).sum(dim=2, keepdim=True)
+        # out = x * (1 + attn): the gradient reaching the attention maps
+        d_attn = torch.mul(go, x.view(n, groups, size, h * w), out=grad_x).sum(dim=2, keepdim=True)
         d_q = attn * (d_attn - (attn * d_attn).sum(dim=-1, keepdim=True))
         d_t = d_q * (q > 0)
         # second BatchNorm, one channel per subspace
@@ -200,42 +215,38 @@ class _FusedULSAM(torch.autograd.Function):
             d_s = d_t * _per_channel(g_pw * inv_pw)
         d_b_pw = d_s.sum(dim=(0, 2, 3))
 
-        # grouped 1x1 conv and max-pool; the relu mask is "window max > 0", the max sits where relu passed
-        pooled_nhwc = pooled.permute(0, 2, 3, 1).view(n, h * w, groups, size)
-        d_s_nhwc = d_s.view(n, groups, h * w).transpose(1, 2).unsqueeze(-1)
-        d_w_pw = (pooled_nhwc * d_s_nhwc).sum(dim=(0, 1))
-        d_pooled = torch.ops.aten.threshold_backward(wp * d_s_nhwc, pooled_nhwc, 0)
-        d_pooled = d_pooled.view(n, h, w, m).permute(0, 3, 1, 2)
+        # grouped 1x1 conv as matrix products; the relu before the max-pool passes gradient where the window max > 0
+        d_s_rows = d_s.view(n, groups, h * w).transpose(1, 2).reshape(n * h * w, groups)
+        pooled_rows = pooled.permute(0, 2, 3, 1).reshape(n * h * w, m)
+        d_w_pw = torch.diagonal((d_s_rows.t() @ pooled_rows).view(groups, groups, size)).t()
+        d_pooled = _channels_last_view(grad_x.view(n, m, h, w))
+        d_pooled_rows = d_pooled.permute(0, 2, 3, 1).view(n * h * w, groups, size)
+        torch.mul(d_s_rows.unsqueeze(-1), w_pw.reshape(groups, size), out=d_pooled_rows)
+        torch.ops.aten.threshold_backward.grad_input(d_pooled, pooled, 0, grad_input=d_pooled)
         d_v = torch.ops.aten.max_pool2d_with_indices_backward(
-            d_pooled, torch.empty_like(pooled), [3, 3], [1, 1], [1, 1], [1, 1], False, indices
-        ).contiguous()
-        del d_pooled
+            d_pooled, pooled, [3, 3], [1, 1], [1, 1], [1, 1], False, indices)
 
-        # depthwise conv + first BatchNorm, seen as v = alpha * x + beta
+        # depthwise conv + first BatchNorm: v = alpha * centred + shift, all in channels_last
         s1 = d_v.sum(dim=(0, 2, 3))
-        s2 = _channel_dot(d_v, x)
-        grad_x.addcmul_(d_v, _per_channel(alpha))
+        s2 = torch.mul(d_v, centred, out=d_pooled).sum(dim=(0, 2, 3))
+        del d_pooled
         if training:
-            mean_x, var_x = extra1, extra2
-            d_g_dw = inv_dw * a * (s2 - mean_x * s1)
-            d_a = inv_dw * g_dw * (s2 - s1 * mean_x - d_g_dw * a * inv_dw * var_x)
+            (var_x,) = extra
+            d_g_dw = inv_dw * a * s2
+            d_a = inv_dw * g_dw * (s2 - d_g_dw * a * inv_dw * var_x)
             d_b = torch.zeros_like(s1)
-            k2 = -alpha * a * inv_dw * d_g_dw / count
-            k3 = -alpha * s1 / count - k2 * mean_x
-            grad_x.addcmul_(x, _per_channel(k2)).add_(_per_channel(k3))
+            d_branch = torch.addcmul(_per_channel(-alpha * s1 / count), d_v, _per_channel(alpha), out=d_v)
+            d_branch.addcmul_(centred, _per_channel(-alpha * a * inv_dw * d_g_dw / count))
         else:
-            b_dw, rm_dw = extra1, extra2
+            b_dw, rm_dw = extra
             d_g_dw = inv_dw * (a * s2 + (b_dw - rm_dw) * s1)
             d_a = g_dw * inv_dw * s2
             d_b = g_dw * inv_dw * s1
-        return (grad_x.to(ctx.in_dtype), d_a.view(m, 1, 1, 1), d_b, d_g_dw, s1, d_w_pw.view(groups, size, 1, 1),
-                d_b_pw, d_g_pw, d_beta_pw) + (None,) * 9
-
-
-def _channel_dot(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Per-channel sum of u * v over batch and space, as one batched dot product (no N*m*h*w temporary)."""
-    n, m, h, w = u.shape
-    return torch.bmm(u.view(n * m, 1, h * w), v.view(n * m, h * w, 1)).view(n, m).sum(dim=0)
+            d_branch = d_v.mul_(_per_channel(alpha))
+        # grad_x = go * (1 + attn) + the branch's gradient, written once in the input's (NCHW) layout
+        torch.addcmul(d_branch.view(n, groups, size, h * w), go, attn + 1, out=grad_x)
+        return (grad_x.view(n, m, h, w).to(ctx.in_dtype), d_a.view(m, 1, 1, 1), d_b, d_g_dw, s1,
+                d_w_pw.reshape(groups, size, 1, 1), d_b_pw, d_g_pw, d_beta_pw) + (None,) * 10
 
 
 def _update_running(running_mean, running_var, mean, var, count, factor):
