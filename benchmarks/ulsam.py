@@ -2,15 +2,20 @@
 
     ulsam-search bench ulsam [--batch 32] [--repeats 11] [--device cpu|cuda|all] [--quick]
 
-For each shape (m, hw, g) prints the median time of both in training mode (run in turns), their ratio, and the activation
-memory each keeps for backward (bytes of the tensors autograd saves, the input excluded).
+For each shape (m, hw, g) prints the median time of both in training mode, their ratio, and the activation memory
+each keeps for backward (bytes of the tensors autograd saves, the input excluded). Each shape runs in a fresh
+process (the allocator's state after a large shape changes the next shape's timings by up to 30%), loop and ours
+in turns so that machine drift hits both alike.
 Goal (issue 2): >= 2x faster than the loop at every shape on CPU, and never slower.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
@@ -52,17 +57,20 @@ def _median_seconds(modules: list[nn.Module], x: torch.Tensor, grad: torch.Tenso
     return [statistics.median(seconds) for seconds in times]
 
 
-def run(shapes, batch: int, repeats: int, device: str) -> list[dict]:
-    rows = []
-    for m, hw, g in shapes:
-        x = torch.randn(batch, m, hw, hw, device=device, requires_grad=True)
-        grad = torch.randn_like(x)
-        loop, ours = OfficialULSAM(m, g, bn_momentum=0.1).to(device).train(), ULSAM(m, g).to(device).train()
-        t_loop, t_ours = _median_seconds([loop, ours], x, grad, repeats)
-        rows.append({"device": device, "m": m, "hw": hw, "g": g, "loop_ms": t_loop * 1e3, "ours_ms": t_ours * 1e3,
-                     "speedup": t_loop / t_ours, "loop_saved_mb": _saved_bytes(loop, x) / 2**20,
-                     "ours_saved_mb": _saved_bytes(ours, x) / 2**20})
-    return rows
+def measure_shape(m: int, hw: int, g: int, batch: int, repeats: int, device: str) -> dict:
+    x = torch.randn(batch, m, hw, hw, device=device, requires_grad=True)
+    grad = torch.randn_like(x)
+    loop, ours = OfficialULSAM(m, g, bn_momentum=0.1).to(device).train(), ULSAM(m, g).to(device).train()
+    t_loop, t_ours = _median_seconds([loop, ours], x, grad, repeats)
+    return {"device": device, "m": m, "hw": hw, "g": g, "loop_ms": t_loop * 1e3, "ours_ms": t_ours * 1e3,
+            "speedup": t_loop / t_ours, "loop_saved_mb": _saved_bytes(loop, x) / 2**20,
+            "ours_saved_mb": _saved_bytes(ours, x) / 2**20}
+
+
+def _measure_in_fresh_process(shape: tuple[int, int, int], batch: int, repeats: int, device: str) -> dict:
+    argv = [sys.executable, __file__, "--shape", ",".join(map(str, shape)), "--batch", str(batch),
+            "--repeats", str(repeats), "--device", device]
+    return json.loads(subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -71,10 +79,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--device", choices=("cpu", "cuda", "all"), default="all")
     parser.add_argument("--quick", action="store_true", help="two tiny shapes (for tests)")
+    parser.add_argument("--shape", help=argparse.SUPPRESS)  # internal: measure one m,hw,g here, print JSON
     args = parser.parse_args(argv)
+    if args.shape:
+        print(json.dumps(measure_shape(*map(int, args.shape.split(",")), args.batch, args.repeats, args.device)))
+        return []
     devices = ["cpu", "cuda"] if args.device == "all" else [args.device]
     devices = [d for d in devices if d == "cpu" or torch.cuda.is_available()]
-    rows = [row for d in devices for row in run(QUICK_SHAPES if args.quick else SHAPES, args.batch, args.repeats, d)]
+    shapes = QUICK_SHAPES if args.quick else SHAPES
+    rows = [_measure_in_fresh_process(shape, args.batch, args.repeats, d) for d in devices for shape in shapes]
     table = Table(title=f"ULSAM forward+backward, batch {args.batch}, training mode, median of {args.repeats}")
     for column in ("device", "m", "hw", "g", "loop ms", "ours ms", "speed-up", "saved MB loop", "saved MB ours"):
         table.add_column(column, justify="right")
