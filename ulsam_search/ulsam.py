@@ -5,10 +5,10 @@ The official module loops in Python over ``g`` sub-modules. Ours computes all su
 function with the same parameters (``convert_official_state_dict`` maps the official weights).
 
 Training in eager mode runs a fused autograd function that reads the big ``N x m x h x w`` tensor a few times
-instead of about ten: the depthwise conv and the first BatchNorm fold into one per-channel affine map, the max-pool
-runs in channels_last, and backward is written by hand; it keeps less for backward than the loop (the pooled map and
-its argmax, plus the small ``N x g x h x w`` attention tensors). TorchScript and ``torch.compile`` see the plain
-composite of standard ops (same numbers).
+instead of about ten: the depthwise conv and the first BatchNorm fold into one per-channel affine map, the pooled
+branch runs in channels_last with the grouped 1x1 conv as matrix products, and backward is written by hand; it keeps
+less for backward than the loop (the centred input, the pooled map and its argmax, and the small ``N x g x h x w``
+attention tensors). TorchScript and ``torch.compile`` see the plain composite of standard ops (same numbers).
 """
 
 from __future__ import annotations
