@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import runpy
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
+from .arch import build_model
 from .cost import CONVENTIONS, count_cost
+from .data import DATASETS, load_data
 from .errors import InvalidInput
+from .train import AMP_MODES, DEVICES, OPTIMIZERS, TrainConfig, fit, load_checkpoint, load_pretrained, \
+    resolve_device, seed_everything
 from .variants import DEFAULT_GROUPS, VARIANTS, resolve_arch
 
 BENCHMARKS_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
@@ -42,6 +48,20 @@ def _positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'")
     return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got '{text}'")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    return 0.0 if text.strip() in ("0", "0.0") else _positive_float(text)
 
 
 def _add_cost_options(parser: argparse.ArgumentParser) -> None:
@@ -107,6 +127,91 @@ def _cmd_variants(args) -> None:
     _console().print(table)
 
 
+def _check_out_dir(out: Path, resuming: bool) -> None:
+    """Refuse an --out that cannot be written or already holds another run, before anything is written."""
+    if out.exists() and not out.is_dir():
+        raise InvalidInput(f"--out {out} exists and is not a directory")
+    if (out / "checkpoint.pt").exists() and not resuming:
+        raise InvalidInput(f"--out {out} already holds a run (checkpoint.pt); continue it with --resume {out} or "
+                           f"choose another --out")
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InvalidInput(f"--out {out} is not writable ({parent} does not allow writing)")
+
+
+def _resume_state(resume: str | None, arch) -> dict | None:
+    if resume is None:
+        return None
+    path = Path(resume)
+    state = load_checkpoint(path / "checkpoint.pt" if path.is_dir() else path)
+    if state["arch"] != str(arch):
+        raise InvalidInput(f"cannot resume: the checkpoint trained {state['arch']}, not {arch}")
+    return state
+
+
+def _cmd_train(args) -> None:
+    arch = resolve_arch(args.arch)
+    config = TrainConfig(epochs=args.epochs, lr=args.lr, optimizer=args.optimizer, weight_decay=args.weight_decay,
+                         warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing,
+                         grad_clip=args.grad_clip, amp=args.amp, channels_last=args.channels_last,
+                         compile=args.compile, seed=args.seed, device=args.device)
+    device = resolve_device(args.device)
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        _check_out_dir(out, resuming=args.resume is not None)
+    resume = _resume_state(args.resume, arch)
+    data = load_data(args.dataset, args.data_root, batch_size=args.batch_size, input_size=args.input_size,
+                     workers=args.workers, download=args.download, device=device, seed=args.seed,
+                     num_classes=args.num_classes)
+    small_input = data.small_input if args.small_input is None else args.small_input
+    seed_everything(args.seed)
+    model = build_model(arch, data.num_classes, small_input=small_input)
+    pretrained = load_pretrained(model, args.pretrained) if args.pretrained else None
+    if pretrained is not None:
+        print(f"pretrained {args.pretrained}: {pretrained.summary()}", file=sys.stderr)
+    if data.synthetic:
+        print("warning: dataset 'fake' is random synthetic data: the images/s are real, the accuracy is "
+              "meaningless", file=sys.stderr)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    result = fit(model, data, config, checkpoint_path=out / "checkpoint.pt" if out else None, resume=resume,
+                 progress=not args.quiet)
+    cost = count_cost(arch, data.input_size, data.num_classes, "paper", small_input)
+    final = result.final
+    record = {"arch": str(arch), "dataset": data.name, "synthetic": data.synthetic, "epochs": final.epoch,
+              "top1": final.top1, "top5": final.top5, "val_loss": final.val_loss, "train_loss": final.train_loss,
+              "params": cost.params, "macs": cost.macs, "flops": cost.flops, "cost_convention": "paper",
+              "input_size": data.input_size, "num_classes": data.num_classes, "small_input": small_input,
+              "train_seconds": result.seconds, "images_per_second": result.images_per_second,
+              "device": result.device, "seed": args.seed,
+              "pretrained": None if pretrained is None else {"path": args.pretrained, "loaded": len(pretrained.loaded),
+                                                              "skipped": len(pretrained.skipped),
+                                                              "new": len(pretrained.missing)},
+              "history": [asdict(m) for m in result.history]}
+    if out is not None:
+        _write_json(out / "result.json", record)
+    if args.json:
+        print(json.dumps(record))
+        return
+    table = Table(title=f"{record['arch']} on {data.describe()}")
+    for column in ("epoch", "train loss", "val loss", "top-1 %", "top-5 %", "images/s"):
+        table.add_column(column, justify="right")
+    for m in result.history:
+        table.add_row(str(m.epoch), f"{m.train_loss:.4f}", f"{m.val_loss:.4f}", f"{m.top1:.2f}", f"{m.top5:.2f}",
+                      f"{m.images_per_second:,.0f}")
+    _console().print(table)
+    _console().print(f"{cost.params:,} params, {cost.macs / 1e6:.2f}M MACs (paper convention), "
+                     f"{result.seconds:.1f} s on {result.device}" + (f"; files in {out}" if out else ""))
+
+
+def _write_json(path: Path, record: dict) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(temporary, path)
+
+
 def _available_benchmarks() -> list[str]:
     return sorted(p.stem for p in BENCHMARKS_DIR.glob("*.py") if not p.stem.startswith("_"))
 
@@ -136,6 +241,37 @@ def build_parser() -> argparse.ArgumentParser:
     variants = sub.add_parser("variants", help="the paper's variants with their ARCH and cost")
     _add_cost_options(variants)
     variants.set_defaults(func=_cmd_variants)
+
+    train = sub.add_parser("train", help="train one ARCH or variant on a dataset and report top-1/top-5")
+    train.add_argument("arch", help="ARCH string or variant name")
+    train.add_argument("--dataset", choices=DATASETS, default="digits", help="dataset (default digits, embedded)")
+    train.add_argument("--data-root", help="folder holding the data (default $ULSAM_SEARCH_DATA or ./data)")
+    train.add_argument("--download", action="store_true", help="download CIFAR when missing (needs network)")
+    train.add_argument("--epochs", type=_positive_int, default=10, help="epochs (default 10)")
+    train.add_argument("--batch-size", type=_positive_int, default=64, help="batch size (default 64)")
+    train.add_argument("--lr", type=_positive_float, default=0.05, help="peak learning rate (default 0.05)")
+    train.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="sgd (Nesterov) or adamw")
+    train.add_argument("--weight-decay", type=_non_negative_float, default=4e-5, help="on conv/linear weights")
+    train.add_argument("--warmup-epochs", type=_non_negative_float, default=1.0, help="linear warm-up (default 1)")
+    train.add_argument("--label-smoothing", type=_non_negative_float, default=0.1, help="default 0.1")
+    train.add_argument("--grad-clip", type=_positive_float, help="clip the gradient norm to this value")
+    train.add_argument("--amp", choices=AMP_MODES, default="auto", help="auto: bf16/fp16 on CUDA, fp32 on CPU")
+    train.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                       help="channels_last memory format (default on)")
+    train.add_argument("--compile", action="store_true", help="torch.compile the model")
+    train.add_argument("--seed", type=int, default=0, help="seed of initialisation, data order and augmentation")
+    train.add_argument("--device", choices=DEVICES, default="auto", help="auto: CUDA when present")
+    train.add_argument("--input-size", type=_positive_int, help="image side (default: the dataset's own)")
+    train.add_argument("--num-classes", type=_positive_int, help="check the dataset's class count (fake: set it)")
+    train.add_argument("--small-input", action=argparse.BooleanOptionalAction, default=None,
+                       help="early strides for small images (default: on when the input side <= 64)")
+    train.add_argument("--workers", type=int, help="DataLoader workers for imagefolder/fake (default min(8, CPUs))")
+    train.add_argument("--pretrained", help="state_dict or checkpoint to load into matching layers")
+    train.add_argument("--resume", help="checkpoint (or --out folder) to continue; pass the same settings")
+    train.add_argument("--out", help="folder for checkpoint.pt (every epoch) and result.json")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    train.set_defaults(func=_cmd_train)
 
     bench = sub.add_parser("bench", help="run a benchmark from benchmarks/ (all when no name is given)")
     bench.add_argument("name", nargs="?", help="benchmark name, e.g. ulsam")

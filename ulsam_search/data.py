@@ -1,0 +1,323 @@
+"""Datasets by name: ``digits`` (embedded default), ``cifar10``, ``cifar100``, ``imagefolder`` and ``fake``.
+
+Small data sets (digits, CIFAR) are held in memory as uint8 tensors and augmented batch-wise on the tensors' device,
+so training needs no worker processes and the GPU does the augmentation when there is one. ``imagefolder`` streams
+image files through DataLoader workers with the standard ImageNet transforms. ``fake`` is torchvision's FakeData:
+random images for throughput measurements only; its accuracy means nothing and every output says so.
+
+Every loader is an iterable of ``(images, labels)`` batches with ``len()`` and ``set_epoch(epoch)``: the order and
+the augmentation of an epoch depend only on the seed and the epoch number, so a resumed run sees the same batches.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Protocol
+
+import torch
+import torch.nn.functional as F
+
+from .errors import InvalidInput
+
+DATASETS = ("digits", "cifar10", "cifar100", "imagefolder", "fake")
+DEFAULT_DATA_ROOT = "data"
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+CIFAR_MEAN = {"cifar10": (0.4914, 0.4822, 0.4465), "cifar100": (0.5071, 0.4865, 0.4409)}
+CIFAR_STD = {"cifar10": (0.2470, 0.2435, 0.2616), "cifar100": (0.2673, 0.2564, 0.2762)}
+DIGITS_MEAN, DIGITS_STD = (0.305,) * 3, (0.324,) * 3  # measured on the 32x32 upsampled images
+DIGITS_VAL_FRACTION = 0.2
+_DIGITS_SPLIT_SEED = 20200301  # fixed: the split never changes with the training seed
+
+
+class Batches(Protocol):
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+    def __len__(self) -> int: ...
+    def set_epoch(self, epoch: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class DataBundle:
+    """A dataset ready for training: train and validation batches, class count and image side."""
+
+    name: str
+    train: Batches
+    val: Batches
+    num_classes: int
+    input_size: int
+    num_train: int
+    num_val: int
+    synthetic: bool = False
+
+    @property
+    def small_input(self) -> bool:
+        """Whether the backbone should keep early resolution (32x32-class data; see ``make_block_table``)."""
+        return self.input_size <= 64
+
+    def describe(self) -> str:
+        text = (f"{self.name}: {self.num_train} train / {self.num_val} val images, {self.num_classes} classes, "
+                f"{self.input_size}x{self.input_size}")
+        return text + " (SYNTHETIC: throughput only, accuracy is meaningless)" if self.synthetic else text
+
+
+class TensorBatches:
+    """Batches from uint8 images held in memory (N x C x H x W), augmented batch-wise where they live.
+
+    Augmentation: random crop after zero padding by ``pad`` pixels and, if ``flip``, random horizontal flips;
+    then scaling to [0, 1] and per-channel normalisation.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, *, mean, std,
+                 train: bool = False, pad: int = 0, flip: bool = False, seed: int = 0) -> None:
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise ValueError("images must be a uint8 N x C x H x W tensor")
+        self.images, self.labels = images, labels.long()
+        self.batch_size, self.train, self.pad, self.flip, self.seed = batch_size, train, pad, flip, seed
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.epoch = 0
+
+    def to(self, device: torch.device | str) -> TensorBatches:
+        """The same batches with the images on ``device`` (moved once; augmentation then runs there)."""
+        return TensorBatches(self.images.to(device), self.labels.to(device), self.batch_size, mean=self.mean,
+                             std=self.std, train=self.train, pad=self.pad, flip=self.flip, seed=self.seed)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return -(-len(self.labels) // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        device = self.images.device
+        generator = torch.Generator(device=device).manual_seed(self.seed * 100_003 + self.epoch)
+        mean = torch.tensor(self.mean, device=device).view(1, -1, 1, 1) * 255
+        std = torch.tensor(self.std, device=device).view(1, -1, 1, 1) * 255
+        n = len(self.labels)
+        order = torch.randperm(n, device=device, generator=generator) if self.train else None
+        for start in range(0, n, self.batch_size):
+            index = slice(start, start + self.batch_size) if order is None else order[start:start + self.batch_size]
+            images = self.images[index]
+            if self.train:
+                images = self._augment(images, generator)
+            yield images.float().sub_(mean).div_(std), self.labels[index]
+
+    def _augment(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        n, _, h, w = images.shape
+        if self.pad:
+            padded = F.pad(images, (self.pad,) * 4)
+            dy, dx = torch.randint(0, 2 * self.pad + 1, (2, n, 1), device=images.device, generator=generator)
+            rows = dy + torch.arange(h, device=images.device)
+            cols = dx + torch.arange(w, device=images.device)
+            batch = torch.arange(n, device=images.device)[:, None, None]
+            images = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+        if self.flip:
+            flipped = torch.rand(n, device=images.device, generator=generator) < 0.5
+            images = torch.where(flipped[:, None, None, None], images.flip(3), images)
+        return images
+
+
+class _SeededLoader:
+    """A DataLoader whose shuffling and worker seeds are reset from (seed, epoch) before each epoch."""
+
+    def __init__(self, dataset, batch_size: int, *, train: bool, workers: int, pin_memory: bool, seed: int) -> None:
+        self.seed, self.epoch = seed, 0
+        self.generator = torch.Generator()
+        self.loader = torch.utils.data.DataLoader(
+            dataset, batch_size=batch_size, shuffle=train, num_workers=workers, pin_memory=pin_memory,
+            persistent_workers=workers > 0, generator=self.generator)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        self.generator.manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(self.loader)
+
+
+def load_data(name: str, root: str | os.PathLike | None = None, *, batch_size: int = 128,
+              input_size: int | None = None, workers: int | None = None, download: bool = False,
+              device: torch.device | str = "cpu", seed: int = 0, num_classes: int | None = None,
+              fake_size: int = 1024) -> DataBundle:
+    """Load dataset ``name`` (one of ``DATASETS``); in-memory data sets are placed on ``device``.
+
+    ``input_size`` defaults to each data set's native side (32 for digits and CIFAR, 224 otherwise).
+    ``num_classes`` is checked against the data (for ``fake`` it sets the class count, default 1000).
+    """
+    if name not in DATASETS:
+        raise InvalidInput(f"unknown dataset '{name}'; valid: {', '.join(DATASETS)}")
+    if batch_size <= 0:
+        raise InvalidInput(f"batch size must be a positive integer, got {batch_size}")
+    root = Path(root if root is not None else os.environ.get("ULSAM_SEARCH_DATA", DEFAULT_DATA_ROOT)).expanduser()
+    device = torch.device(device)
+    workers = min(8, os.cpu_count() or 1) if workers is None else workers
+    if name == "digits":
+        bundle = _digits(batch_size, input_size or 32, seed)
+    elif name in CIFAR_MEAN:
+        bundle = _cifar(name, root, batch_size, input_size or 32, seed, download)
+    elif name == "imagefolder":
+        bundle = _imagefolder(root, batch_size, input_size or 224, workers, device.type == "cuda", seed)
+    else:
+        bundle = _fake(batch_size, input_size or 224, workers, device.type == "cuda", seed, num_classes or 1000,
+                       fake_size)
+    if num_classes is not None and num_classes != bundle.num_classes:
+        raise InvalidInput(f"dataset {name} has {bundle.num_classes} classes but --num-classes is {num_classes}; "
+                           f"drop --num-classes or pass {bundle.num_classes}")
+    if isinstance(bundle.train, TensorBatches):
+        bundle = DataBundle(**{**bundle.__dict__, "train": bundle.train.to(device), "val": bundle.val.to(device)})
+    return bundle
+
+
+def _in_memory(name: str, train: tuple[torch.Tensor, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor],
+               num_classes: int, batch_size: int, input_size: int, seed: int, *, mean, std, shift: float,
+               flip: bool) -> DataBundle:
+    """Bundle uint8 train/val tensors resized to ``input_size``; random shifts up to ``shift`` of the side."""
+    train_images, val_images = (_resize_uint8(images, input_size) for images in (train[0], val[0]))
+    pad = max(1, round(shift * input_size))
+    return DataBundle(
+        name,
+        TensorBatches(train_images, train[1], batch_size, mean=mean, std=std, train=True, pad=pad, flip=flip,
+                      seed=seed),
+        TensorBatches(val_images, val[1], batch_size, mean=mean, std=std),
+        num_classes, input_size, len(train[1]), len(val[1]))
+
+
+def _resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    resized = F.interpolate(images.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return resized.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def _digits(batch_size: int, input_size: int, seed: int) -> DataBundle:
+    """scikit-learn's 1,797 bundled 8x8 digits: upsampled, grey to 3 channels, a fixed stratified 80/20 split."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = torch.from_numpy(digits.images).float().mul_(255 / 16).round_().to(torch.uint8)
+    images = images[:, None].expand(-1, 3, -1, -1).contiguous()
+    labels = torch.from_numpy(digits.target).long()
+    generator = torch.Generator().manual_seed(_DIGITS_SPLIT_SEED)
+    val_index = []
+    for label in labels.unique():
+        members = (labels == label).nonzero().flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        val_index.append(members[:round(len(members) * DIGITS_VAL_FRACTION)])
+    is_val = torch.zeros(len(labels), dtype=torch.bool)
+    is_val[torch.cat(val_index)] = True
+    # Digits are centred and not mirror-symmetric: small shifts (2 of 32 pixels), no flips.
+    return _in_memory("digits", (images[~is_val], labels[~is_val]), (images[is_val], labels[is_val]), 10,
+                      batch_size, input_size, seed, mean=DIGITS_MEAN, std=DIGITS_STD, shift=2 / 32, flip=False)
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles the CIFAR batch files (dicts of lists and numpy arrays) and refuses anything else."""
+
+    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"unexpected object {module}.{name}")
+        return super().find_class(module, name)
+
+
+_CIFAR_FILES = {
+    "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], b"labels", 10),
+    "cifar100": ("cifar-100-python", ["train"], ["test"], b"fine_labels", 100),
+}
+
+
+def _cifar(name: str, root: Path, batch_size: int, input_size: int, seed: int, download: bool) -> DataBundle:
+    """CIFAR from the python-version batch files, the layout torchvision's CIFAR10/100 download unpacks."""
+    folder, train_files, test_files, label_key, num_classes = _CIFAR_FILES[name]
+    directory = root if root.name == folder else root / folder
+    if download and not directory.is_dir():
+        _download_cifar(name, root)
+    missing = [f for f in train_files + test_files if not (directory / f).is_file()]
+    if missing:
+        raise InvalidInput(f"{name} not found: expected {directory}/ holding {', '.join(train_files + test_files)} "
+                           f"(the python version, as torchvision unpacks it); pass --data-root DIR, or --download "
+                           f"when online")
+
+    def read(files: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels = [], []
+        for file in files:
+            try:
+                with open(directory / file, "rb") as handle:
+                    batch = _ArrayUnpickler(handle, encoding="bytes").load()
+                data = torch.as_tensor(batch[b"data"], dtype=torch.uint8).reshape(-1, 3, 32, 32)
+                target = torch.as_tensor(batch[label_key], dtype=torch.long)
+            except Exception as error:
+                raise InvalidInput(f"corrupt {name} file {directory / file}: {type(error).__name__}: {error}; "
+                                   f"delete {directory} and unpack it again") from None
+            if len(target) != len(data) or len(target) == 0 or int(target.min()) < 0 or int(target.max()) >= num_classes:
+                raise InvalidInput(f"corrupt {name} file {directory / file}: {len(data)} images, {len(target)} "
+                                   f"labels, labels must lie in 0..{num_classes - 1}")
+            images.append(data)
+            labels.append(target)
+        return torch.cat(images), torch.cat(labels)
+
+    return _in_memory(name, read(train_files), read(test_files), num_classes, batch_size, input_size, seed,
+                      mean=CIFAR_MEAN[name], std=CIFAR_STD[name], shift=4 / 32, flip=True)
+
+
+def _download_cifar(name: str, root: Path) -> None:
+    from torchvision import datasets
+
+    dataset = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
+    try:
+        for train in (True, False):
+            dataset(str(root), train=train, download=True)
+    except Exception as error:
+        raise InvalidInput(f"could not download {name} into {root} ({type(error).__name__}: {error}); put the "
+                           f"unpacked python-version folder under --data-root instead") from None
+
+
+def _imagefolder(root: Path, batch_size: int, input_size: int, workers: int, pin_memory: bool,
+                 seed: int) -> DataBundle:
+    """``root/train/<class>/*`` and ``root/val/<class>/*`` with the standard ImageNet transforms."""
+    from torchvision import datasets, transforms
+
+    for split in ("train", "val"):
+        if not (root / split).is_dir():
+            raise InvalidInput(f"imagefolder needs {root / split}/ with one folder per class (and "
+                               f"{root / ('val' if split == 'train' else 'train')}/ beside it); pass --data-root DIR")
+    normalize = transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)
+    train_transform = transforms.Compose([transforms.RandomResizedCrop(input_size), transforms.RandomHorizontalFlip(),
+                                          transforms.ToTensor(), normalize])
+    val_transform = transforms.Compose([transforms.Resize(round(input_size / 0.875)),
+                                        transforms.CenterCrop(input_size), transforms.ToTensor(), normalize])
+    try:
+        train = datasets.ImageFolder(str(root / "train"), train_transform)
+        val = datasets.ImageFolder(str(root / "val"), val_transform)
+    except (FileNotFoundError, OSError) as error:
+        raise InvalidInput(f"imagefolder at {root}: {error}") from None
+    if train.classes != val.classes:
+        only = sorted(set(train.classes) ^ set(val.classes))
+        raise InvalidInput(f"imagefolder at {root}: train/ and val/ hold different classes (only in one: "
+                           f"{', '.join(only[:5])}{', ...' if len(only) > 5 else ''})")
+    return DataBundle("imagefolder",
+                      _SeededLoader(train, batch_size, train=True, workers=workers, pin_memory=pin_memory, seed=seed),
+                      _SeededLoader(val, batch_size, train=False, workers=workers, pin_memory=pin_memory, seed=seed),
+                      len(train.classes), input_size, len(train), len(val))
+
+
+def _fake(batch_size: int, input_size: int, workers: int, pin_memory: bool, seed: int, num_classes: int,
+          size: int) -> DataBundle:
+    """torchvision FakeData: random images, for measuring throughput only."""
+    from torchvision import datasets, transforms
+
+    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    shape = (3, input_size, input_size)
+    train = datasets.FakeData(size, shape, num_classes, transform, random_offset=seed * 100_003)
+    val = datasets.FakeData(max(size // 8, batch_size), shape, num_classes, transform,
+                            random_offset=seed * 100_003 + size)
+    return DataBundle("fake",
+                      _SeededLoader(train, batch_size, train=True, workers=workers, pin_memory=pin_memory, seed=seed),
+                      _SeededLoader(val, batch_size, train=False, workers=workers, pin_memory=pin_memory, seed=seed),
+                      num_classes, input_size, len(train), len(val), synthetic=True)
