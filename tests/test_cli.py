@@ -58,7 +58,7 @@ def test_variants_json(capsys):
     (["count", "mobilenet_v2", "--num-classes", "-3"], "argument --num-classes: expected a positive integer"),
     (["count", "mobilenet_v2", "--convention", "flops"], "argument --convention: invalid choice: 'flops'"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
-    (["bench", "nope"], "unknown benchmark 'nope'; valid: ulsam"),
+    (["bench", "nope"], "unknown benchmark 'nope'; valid: train, ulsam"),
 ])
 def test_bad_input_exits_2_with_one_line(capsys, argv, message):
     code, out, err = run(capsys, *argv)
@@ -78,3 +78,59 @@ def test_console_script_exit_codes():
     bad = subprocess.run([exe, "count", "mobilenet_v2:99+1"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stdout == "" and "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines() == ["error: block 99 out of range for mobilenet_v2; valid blocks: 1..17"]
+
+
+TRAIN_KEYS = {"arch", "dataset", "epochs", "top1", "top5", "val_loss", "params", "macs", "train_seconds",
+              "images_per_second", "device", "seed"}
+
+
+@pytest.mark.slow
+def test_train_json_out_and_resume(capsys, tmp_path):
+    out = tmp_path / "run"
+    code, stdout, err = run(capsys, "train", "mobilenet_v1@0.25:7+4", "--epochs", "1", "--seed", "3", "--json",
+                            "--out", str(out))
+    record = json.loads(stdout)
+    assert code == 0 and stdout.count("\n") == 1 and TRAIN_KEYS <= record.keys()
+    assert (record["arch"], record["dataset"], record["epochs"], record["seed"], record["device"]) == (
+        "mobilenet_v1@0.25:7+4", "digits", 1, 3, "cpu")
+    assert record["small_input"] and record["macs"] == 12_038_656 + 2 * 128 * 8 * 8 and record["synthetic"] is False
+    assert 0 <= record["top1"] <= record["top5"] <= 100 and record["images_per_second"] > 0
+    assert "epoch 1" in err and "digits: 1438 train / 359 val images" in err  # progress on stderr
+    assert json.loads((out / "result.json").read_text())["top1"] == record["top1"]
+    # The finished run resumes to the same numbers; a second run into the same folder is refused.
+    code, stdout, _ = run(capsys, "train", "mobilenet_v1@0.25:7+4", "--epochs", "1", "--seed", "3", "--json",
+                          "--resume", str(out), "--quiet")
+    assert code == 0 and json.loads(stdout)["top1"] == record["top1"]
+    code, stdout, err = run(capsys, "train", "mobilenet_v1@0.25:7+4", "--epochs", "1", "--out", str(out))
+    assert code == 2 and "already holds a run (checkpoint.pt); continue it with --resume" in err
+    code, _, err = run(capsys, "train", "mobilenet_v1@0.25", "--epochs", "1", "--resume", str(out))
+    assert code == 2 and "the checkpoint trained mobilenet_v1@0.25:7+4, not mobilenet_v1@0.25" in err
+
+
+def test_train_bad_input_writes_nothing(capsys, tmp_path):
+    out = tmp_path / "out"
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"\x00" * 10)
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    cases = [
+        (["--dataset", "mnist"], "argument --dataset: invalid choice: 'mnist' (choose from 'digits', 'cifar10'"),
+        (["--dataset", "cifar10", "--data-root", str(tmp_path / "none")], "cifar10 not found: expected"),
+        (["--dataset", "imagefolder", "--data-root", str(tmp_path)], "imagefolder needs"),
+        (["--num-classes", "100"], "dataset digits has 10 classes but --num-classes is 100"),
+        (["--resume", str(garbage)], "cannot read checkpoint"),
+        (["--pretrained", str(garbage)], "cannot read pretrained weights"),
+        (["--device", "cuda"] if not __import__("torch").cuda.is_available() else ["--device", "tpu"], "cuda"),
+        (["--lr", "0"], "argument --lr: expected a positive number, got '0'"),
+        (["--amp", "fp16", "--device", "cpu"], "amp fp16 needs CUDA"),
+    ]
+    for extra, message in cases:
+        code, stdout, err = run(capsys, "train", TINY_ARCH, "--epochs", "1", "--out", str(out), *extra)
+        assert (code, stdout) == (2, ""), (extra, err)
+        assert err.count("\n") == 1 and message in err, (extra, err)
+        assert not out.exists(), extra
+    code, _, err = run(capsys, "train", TINY_ARCH, "--out", str(afile / "run"))
+    assert code == 2 and "is not writable" in err and "is not a directory" in err
+
+
+TINY_ARCH = "mobilenet_v1@0.25"

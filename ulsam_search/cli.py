@@ -11,6 +11,7 @@ import json
 import os
 import runpy
 import sys
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from .cost import CONVENTIONS, count_cost
 from .data import DATASETS, load_data
 from .errors import InvalidInput
 from .train import AMP_MODES, DEVICES, OPTIMIZERS, TrainConfig, fit, load_checkpoint, load_pretrained, \
-    resolve_device, seed_everything
+    resolve_runtime, seed_everything
 from .variants import DEFAULT_GROUPS, VARIANTS, resolve_arch
 
 BENCHMARKS_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
@@ -137,8 +138,12 @@ def _check_out_dir(out: Path, resuming: bool) -> None:
     parent = out
     while not parent.exists():
         parent = parent.parent
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InvalidInput(f"--out {out} is not writable ({parent} does not allow writing)")
+    try:
+        if not parent.is_dir():
+            raise NotADirectoryError(f"{parent} is not a directory")
+        tempfile.TemporaryFile(dir=parent).close()
+    except OSError as error:
+        raise InvalidInput(f"--out {out} is not writable ({error})") from None
 
 
 def _resume_state(resume: str | None, arch) -> dict | None:
@@ -157,7 +162,7 @@ def _cmd_train(args) -> None:
                          warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing,
                          grad_clip=args.grad_clip, amp=args.amp, channels_last=args.channels_last,
                          compile=args.compile, seed=args.seed, device=args.device)
-    device = resolve_device(args.device)
+    device, _ = resolve_runtime(config)
     out = Path(args.out) if args.out else None
     if out is not None:
         _check_out_dir(out, resuming=args.resume is not None)

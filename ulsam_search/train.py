@@ -132,6 +132,12 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     return {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
 
 
+def resolve_runtime(config: TrainConfig) -> tuple[torch.device, torch.dtype | None]:
+    """The device and autocast dtype ``config`` asks for, checked before anything is built or written."""
+    device = resolve_device(config.device)
+    return device, autocast_dtype(config.amp, device)
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python and torch (CPU and CUDA) so that model initialisation and dropout repeat."""
     random.seed(seed)
@@ -207,8 +213,7 @@ def fit(model: nn.Module, data: DataBundle, config: TrainConfig, *,
     after its epoch. ``checkpoint_path`` receives model, optimizer, schedule, scaler, RNG state and history after
     every epoch. Raises ``TrainingDiverged`` when the loss stops being finite.
     """
-    device = resolve_device(config.device)
-    amp_dtype = autocast_dtype(config.amp, device)
+    device, amp_dtype = resolve_runtime(config)
     channels_last = config.channels_last
     seed_everything(config.seed)
     model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)

@@ -1,0 +1,176 @@
+import math
+from dataclasses import asdict, replace
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from ulsam_search import build_model
+from ulsam_search.data import DataBundle, TensorBatches, load_data
+from ulsam_search.errors import InvalidInput
+from ulsam_search.train import (TrainConfig, TrainingDiverged, WarmupCosine, evaluate, fit, load_checkpoint,
+                                load_pretrained, make_optimizer, seed_everything)
+
+TINY = "mobilenet_v1@0.25"
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_data("digits", batch_size=64)
+
+
+@pytest.fixture(scope="module")
+def digits_subset(digits):
+    """The first 256 training images (4 batches) and 128 validation images: quick runs."""
+    train, val = digits.train, digits.val
+    return DataBundle("digits", TensorBatches(train.images[:256], train.labels[:256], 64, mean=train.mean,
+                                              std=train.std, train=True, pad=train.pad, seed=0),
+                      TensorBatches(val.images[:128], val.labels[:128], 64, mean=val.mean, std=val.std),
+                      10, 32, 256, 128)
+
+
+def _model(arch=TINY, seed=0):
+    seed_everything(seed)
+    return build_model(arch, 10, small_input=True)
+
+
+def _numbers(history):
+    """Everything an epoch measured except its timings."""
+    return [{k: v for k, v in asdict(m).items() if k not in ("train_seconds", "images_per_second", "checkpoint")}
+            for m in history]
+
+
+@pytest.mark.slow
+def test_mobilenet_v2_035_reaches_90_percent_on_digits(digits):
+    result = fit(_model("mobilenet_v2@0.35"), digits, TrainConfig(epochs=4, lr=0.05))
+    assert result.final.top1 >= 90.0, [m.top1 for m in result.history]
+    assert result.final.top5 >= 99.0
+    assert result.history[-1].train_loss < result.history[0].train_loss - 1.0
+    assert result.images_per_second > 0 and result.device == "cpu"
+
+
+@pytest.mark.slow
+def test_ulsam_variant_trains_and_its_attention_learns(digits):
+    model = _model("mobilenet_v2@0.35:12=4,15+4")
+    replaced, inserted = model.features[12], model.features[15].attn
+    before = [replaced.conv_pw.weight.clone(), inserted.conv_dw.weight.clone()]
+    result = fit(model, digits, TrainConfig(epochs=3, lr=0.05))
+    assert result.history[-1].train_loss < result.history[0].train_loss
+    assert result.final.top1 >= 50.0, [m.top1 for m in result.history]  # chance: 10%
+    assert not torch.equal(before[0], replaced.conv_pw.weight) and not torch.equal(before[1], inserted.conv_dw.weight)
+
+
+@pytest.mark.slow
+def test_same_seed_same_numbers_and_resume_matches_an_uninterrupted_run(digits_subset, tmp_path):
+    config = TrainConfig(epochs=3, lr=0.05)
+    straight = fit(_model(), digits_subset, config)
+
+    class Killed(Exception):
+        pass
+
+    def die_after_first(metrics):
+        if metrics.epoch == 1:
+            raise Killed
+
+    path = tmp_path / "checkpoint.pt"
+    with pytest.raises(Killed):
+        fit(_model(), digits_subset, config, checkpoint_path=path, callback=die_after_first)
+    state = load_checkpoint(path)
+    assert [m["epoch"] for m in state["history"]] == [1] and state["arch"] == TINY
+    resumed = fit(_model(seed=99), digits_subset, config, checkpoint_path=path, resume=state)
+    assert _numbers(resumed.history) == _numbers(straight.history)
+    other_seed = fit(_model(seed=1), digits_subset, replace(config, seed=1, epochs=1))
+    assert _numbers(other_seed.history)[0] != _numbers(straight.history)[0]
+    with pytest.raises(InvalidInput, match=r"cannot resume: the checkpoint was trained with lr=0.05 \(now 0.1\)"):
+        fit(_model(), digits_subset, replace(config, lr=0.1), resume=state)
+
+
+def test_callback_sees_every_epoch_and_the_checkpoint_it_can_report(digits_subset, tmp_path):
+    seen = []
+    path = tmp_path / "ck.pt"
+    fit(_model(), digits_subset, TrainConfig(epochs=2, warmup_epochs=0.5), checkpoint_path=path,
+        callback=lambda m: seen.append((m.epoch, m.checkpoint, load_checkpoint(m.checkpoint)["history"][-1]["epoch"])))
+    assert seen == [(1, str(path), 1), (2, str(path), 2)]
+    assert not path.with_name("ck.pt.tmp").exists()
+
+
+def test_non_finite_loss_stops_with_epoch_and_step(digits_subset):
+    images, labels = next(iter(digits_subset.val))
+    batches = [(images, labels)] * 5
+    batches[2] = (torch.full_like(images, float("nan")), labels)
+
+    class Poisoned(list):
+        def set_epoch(self, epoch):
+            pass
+
+    data = DataBundle("poisoned", Poisoned(batches), digits_subset.val, 10, 32, 320, 128)
+    with pytest.raises(TrainingDiverged, match="loss nan at epoch 1, step 3; lower the learning rate") as caught:
+        fit(_model(), data, TrainConfig(epochs=2))
+    assert (caught.value.epoch, caught.value.step) == (1, 3)
+
+
+def test_bf16_autocast_runs_on_cpu(digits_subset):
+    model = _model()
+    dtypes = set()
+    model.features[0].register_forward_hook(lambda module, inputs, output: dtypes.add(output.dtype))
+    result = fit(model, digits_subset, TrainConfig(epochs=1, amp="bf16"))
+    assert torch.bfloat16 in dtypes and math.isfinite(result.final.train_loss)
+    assert next(model.parameters()).dtype == torch.float32  # master weights stay fp32
+    with pytest.raises(InvalidInput, match="amp fp16 needs CUDA"):
+        fit(_model(), digits_subset, TrainConfig(epochs=1, amp="fp16"))
+
+
+def test_evaluate_counts_top1_and_top5_exactly():
+    logits = torch.tensor([[9., 1, 2, 3, 4, 5, 0], [0., 9, 1, 2, 3, 4, 5], [5., 4, 3, 2, 1, 0, 9]])
+    labels = torch.tensor([0, 6, 5])  # hit, in top-5, miss
+    loss, top1, top5 = evaluate(nn.Identity(), [(logits, labels)])
+    assert (top1, top5) == pytest.approx((100 / 3, 200 / 3))
+    assert loss == pytest.approx(nn.functional.cross_entropy(logits, labels).item())
+    _, top1, top2 = evaluate(nn.Identity(), [(logits[:, :2], torch.tensor([0, 0, 1]))])  # 2 classes: top-2
+    assert (top1, top2) == pytest.approx((100 / 3, 100.0))
+
+
+def test_schedule_and_weight_decay_groups():
+    schedule = WarmupCosine(warmup_steps=4, total_steps=14, min_ratio=0.1)
+    assert [schedule(s) for s in range(5)] == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
+    assert schedule(9) == pytest.approx(0.55) and schedule(14) == pytest.approx(0.1)
+    model = _model("mobilenet_v2@0.35:15+4")
+    decay, no_decay = make_optimizer(model, TrainConfig()).param_groups
+    assert decay["weight_decay"] == 4e-5 and no_decay["weight_decay"] == 0.0
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert all(names[id(p)].endswith("weight") and p.ndim == 4 or p.ndim == 2 for p in decay["params"])
+    assert {"features.15.attn.bn_pw.weight", "features.15.attn.conv_dw.bias", "classifier.1.bias"} <= {
+        names[id(p)] for p in no_decay["params"]}
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+
+
+def test_pretrained_torchvision_weights_fill_the_surviving_blocks(tmp_path):
+    source = torchvision.models.mobilenet_v2(width_mult=0.35).state_dict()
+    path = tmp_path / "tv.pth"
+    torch.save({f"module.{k}": v for k, v in source.items()}, path)  # as DataParallel saves it
+    model = build_model("mobilenet_v2@0.35:12=4,15+4", 10, small_input=True)
+    report = load_pretrained(model, path)
+    block12 = {k for k in source if k.startswith("features.12.")}
+    assert set(report.skipped) == block12 | {"classifier.1.weight", "classifier.1.bias"}
+    assert len(report.loaded) == len(source) - len(block12) - 2
+    assert all(k.startswith(("features.12.", "features.15.attn.", "classifier.1.")) for k in report.missing)
+    assert torch.equal(model.state_dict()["features.16.conv.1.0.weight"], source["features.16.conv.1.0.weight"])
+
+
+def test_pretrained_and_checkpoint_errors(tmp_path):
+    model = build_model(TINY, 10, small_input=True)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"definitely not a torch file")
+    with pytest.raises(InvalidInput, match="cannot read pretrained weights .*garbage.pt"):
+        load_pretrained(model, garbage)
+    with pytest.raises(InvalidInput, match="cannot read checkpoint .*garbage.pt"):
+        load_checkpoint(garbage)
+    unrelated = tmp_path / "unrelated.pt"
+    torch.save({"fc.weight": torch.zeros(3, 3)}, unrelated)
+    with pytest.raises(InvalidInput, match="no tensor in .*unrelated.pt matches the model"):
+        load_pretrained(model, unrelated)
+    with pytest.raises(InvalidInput, match="is not a ulsam-search training checkpoint"):
+        load_checkpoint(unrelated)
+    with pytest.raises(InvalidInput, match="pretrained weights .*missing.pt does not exist"):
+        load_pretrained(model, tmp_path / "missing.pt")
