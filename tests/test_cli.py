@@ -71,6 +71,12 @@ def test_bench_quick(capsys):
     assert code == 0 and "speed-up" in out and out.count("cpu") == 2
 
 
+@pytest.mark.slow
+def test_bench_train_quick(capsys):
+    code, out, _ = run(capsys, "bench", "train", "--quick", "--repeats", "1", "--device", "cpu")
+    assert code == 0 and "ours / bare" in out and "fake 64px (synthetic)" in out and out.count("cpu fp32") == 2
+
+
 def test_console_script_exit_codes():
     exe = str(Path(sys.executable).parent / "ulsam-search")  # installed beside the interpreter by `make test`
     ok = subprocess.run([exe, "count", "mobilenet_v2", "--json"], capture_output=True, text=True)
@@ -122,6 +128,8 @@ def test_train_bad_input_writes_nothing(capsys, tmp_path):
         (["--pretrained", str(garbage)], "cannot read pretrained weights"),
         (["--device", "cuda"] if not __import__("torch").cuda.is_available() else ["--device", "tpu"], "cuda"),
         (["--lr", "0"], "argument --lr: expected a positive number, got '0'"),
+        (["--workers", "-1"], "argument --workers: expected a non-negative integer, got '-1'"),
+        (["--weight-decay", "nan"], "argument --weight-decay: expected a non-negative number, got 'nan'"),
         (["--amp", "fp16", "--device", "cpu"], "amp fp16 needs CUDA"),
     ]
     for extra, message in cases:

@@ -7,15 +7,19 @@ from .arch import Architecture, LoadReport, Placement, build_model, load_matchin
 from .attention import create_attention, get_attention
 from .backbones import Block, block_table
 from .cost import Cost, Latency, count_cost, count_model, measure_latency
+from .data import DATASETS, DataBundle, load_data
 from .errors import InvalidInput
+from .train import (EpochMetrics, TrainConfig, TrainingDiverged, TrainResult, evaluate, fit, load_checkpoint,
+                    load_pretrained, seed_everything)
 from .ulsam import ULSAM, OfficialULSAM, convert_official_state_dict
 from .variants import VARIANTS, Variant, resolve_arch
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Architecture", "Block", "Cost", "InvalidInput", "Latency", "LoadReport", "OfficialULSAM", "Placement", "ULSAM", "VARIANTS",
-    "Variant", "block_table", "build_model", "convert_official_state_dict", "count_cost", "count_model",
-    "create_attention", "get_attention", "load_matching_state_dict", "measure_latency", "resolve_arch",
-    "valid_groups",
+    "DATASETS", "Architecture", "Block", "Cost", "DataBundle", "EpochMetrics", "InvalidInput", "Latency", "LoadReport",
+    "OfficialULSAM", "Placement", "TrainConfig", "TrainResult", "TrainingDiverged", "ULSAM", "VARIANTS", "Variant",
+    "block_table", "build_model", "convert_official_state_dict", "count_cost", "count_model", "create_attention",
+    "evaluate", "fit", "get_attention", "load_checkpoint", "load_data", "load_matching_state_dict", "load_pretrained",
+    "measure_latency", "resolve_arch", "seed_everything", "valid_groups",
 ]

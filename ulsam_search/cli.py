@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import runpy
 import sys
@@ -41,28 +42,25 @@ class _Parser(argparse.ArgumentParser):
         raise InvalidInput(f"{self.prog}: {message}")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'")
-    return value
+def _number(cast: type, noun: str, *, allow_zero: bool):
+    """An argparse type for finite numbers > 0 (or >= 0) whose error names what was expected."""
+
+    def parse(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+            raise argparse.ArgumentTypeError(f"expected a {noun}, got '{text}'")
+        return value
+
+    return parse
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got '{text}'")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    return 0.0 if text.strip() in ("0", "0.0") else _positive_float(text)
+_positive_int = _number(int, "positive integer", allow_zero=False)
+_non_negative_int = _number(int, "non-negative integer", allow_zero=True)
+_positive_float = _number(float, "positive number", allow_zero=False)
+_non_negative_float = _number(float, "non-negative number", allow_zero=True)
 
 
 def _add_cost_options(parser: argparse.ArgumentParser) -> None:
@@ -270,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--num-classes", type=_positive_int, help="check the dataset's class count (fake: set it)")
     train.add_argument("--small-input", action=argparse.BooleanOptionalAction, default=None,
                        help="early strides for small images (default: on when the input side <= 64)")
-    train.add_argument("--workers", type=int, help="DataLoader workers for imagefolder/fake (default min(8, CPUs))")
+    train.add_argument("--workers", type=_non_negative_int, help="DataLoader workers for imagefolder/fake (default min(8, CPUs))")
     train.add_argument("--pretrained", help="state_dict or checkpoint to load into matching layers")
     train.add_argument("--resume", help="checkpoint (or --out folder) to continue; pass the same settings")
     train.add_argument("--out", help="folder for checkpoint.pt (every epoch) and result.json")
