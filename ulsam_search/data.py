@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, Protocol
 
@@ -168,7 +168,7 @@ def load_data(name: str, root: str | os.PathLike | None = None, *, batch_size: i
         raise InvalidInput(f"dataset {name} has {bundle.num_classes} classes but --num-classes is {num_classes}; "
                            f"drop --num-classes or pass {bundle.num_classes}")
     if isinstance(bundle.train, TensorBatches):
-        bundle = DataBundle(**{**bundle.__dict__, "train": bundle.train.to(device), "val": bundle.val.to(device)})
+        bundle = replace(bundle, train=bundle.train.to(device), val=bundle.val.to(device))
     return bundle
 
 

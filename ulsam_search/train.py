@@ -286,21 +286,23 @@ def _sync(device: torch.device) -> None:
 
 
 class _Progress:
-    """A rich progress bar per epoch on stderr, or nothing (inside Ray trials and tests)."""
+    """Progress on stderr: a rich bar per epoch in a terminal, one line per epoch in a log; or nothing."""
 
     def __init__(self, enabled: bool, data: DataBundle) -> None:
-        self.enabled, self.data, self.progress, self.task = enabled, data, None, None
+        self.enabled, self.data, self.console, self.progress, self.task = enabled, data, None, None, None
 
     def __enter__(self) -> _Progress:
         if self.enabled:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(),
-                                     console=Console(stderr=True))
-            self.progress.__enter__()
-            self.progress.console.print(self.data.describe())
+            self.console = Console(stderr=True)
+            self.console.print(self.data.describe())
+            if self.console.is_terminal:
+                self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                         TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(),
+                                         console=self.console)
+                self.progress.__enter__()
         return self
 
     def start_epoch(self, epoch: int, epochs: int, steps: int) -> None:
@@ -312,9 +314,12 @@ class _Progress:
             self.progress.update(self.task, completed=step, loss=f"{loss:.4f}")
 
     def end_epoch(self, m: EpochMetrics) -> None:
+        summary = (f"epoch {m.epoch}: top-1 {m.top1:.2f}% top-5 {m.top5:.2f}% val loss {m.val_loss:.4f} "
+                   f"({m.train_seconds:.1f} s, {m.images_per_second:.0f} img/s)")
         if self.progress is not None:
-            self.progress.update(self.task, description=f"epoch {m.epoch}: top-1 {m.top1:.2f}% top-5 {m.top5:.2f}% "
-                                                        f"val loss {m.val_loss:.4f}", loss=f"{m.train_loss:.4f}")
+            self.progress.update(self.task, description=summary, loss=f"{m.train_loss:.4f}")
+        elif self.console is not None:
+            self.console.print(f"{summary}, train loss {m.train_loss:.4f}", highlight=False)
 
     def __exit__(self, *exc) -> None:
         if self.progress is not None:
