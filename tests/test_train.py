@@ -196,3 +196,21 @@ def test_torch_compile_trains_the_same_function(digits_subset):
     compiled = fit(models[1], two_batches, TrainConfig(epochs=1, compile=True))
     assert compiled.final.train_loss == pytest.approx(eager.final.train_loss, rel=1e-2)
     assert compiled.final.val_loss == pytest.approx(eager.final.val_loss, rel=1e-2)
+
+
+def test_gradient_clipping_bounds_the_update_and_adamw_trains(digits_subset):
+    def moved(config):
+        model = _model()
+        start = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+        result = fit(model, digits_subset, config)
+        return (torch.cat([p.detach().flatten() for p in model.parameters()]) - start).norm().item(), result
+
+    free, _ = moved(TrainConfig(epochs=1, warmup_epochs=0))
+    clipped, _ = moved(TrainConfig(epochs=1, warmup_epochs=0, grad_clip=1e-3))
+    # 4 steps of lr <= 0.05 on a gradient of norm <= 1e-3, momentum 0.9 (Nesterov) amplifying each by < 2 / (1 - 0.9);
+    # the weight decay adds lr * 4e-5 * |w| per step.
+    assert clipped < 4 * 0.05 * 1e-3 * 20 + 4 * 0.05 * 4e-5 * 100 < free / 10
+    adam_moved, adam = moved(TrainConfig(epochs=1, optimizer="adamw", lr=1e-3, weight_decay=0.05))
+    assert adam_moved > 0 and math.isfinite(adam.final.val_loss)
+    optimizer = make_optimizer(_model(), TrainConfig(optimizer="adamw", weight_decay=0.05))
+    assert isinstance(optimizer, torch.optim.AdamW) and [g["weight_decay"] for g in optimizer.param_groups] == [0.05, 0]

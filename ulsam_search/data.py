@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, Protocol
@@ -270,10 +271,13 @@ def _download_cifar(name: str, root: Path) -> None:
     from torchvision import datasets
 
     dataset = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
+    existed = root.exists()
     try:
         for train in (True, False):
             dataset(str(root), train=train, download=True)
     except Exception as error:
+        if not existed:  # leave nothing half-downloaded behind
+            shutil.rmtree(root, ignore_errors=True)
         raise InvalidInput(f"could not download {name} into {root} ({type(error).__name__}: {error}); put the "
                            f"unpacked python-version folder under --data-root instead") from None
 
