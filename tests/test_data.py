@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ulsam_search.data import DIGITS_VAL_FRACTION, TensorBatches, load_data
+from ulsam_search.data import DIGITS_VAL_FRACTION, TensorBatches, dataset_info, load_data
 from ulsam_search.errors import InvalidInput
 
 
@@ -159,3 +159,19 @@ def test_bad_names_and_class_counts():
         load_data("mnist")
     with pytest.raises(InvalidInput, match="dataset digits has 10 classes but --num-classes is 12"):
         load_data("digits", num_classes=12)
+
+
+def test_dataset_info_checks_without_loading_and_train_limit_subsets(tmp_path):
+    info = dataset_info("imagefolder", _imagefolder_tree(tmp_path / "folder", classes=("a", "b")))
+    assert (info.num_classes, info.input_size, info.small_input) == (2, 224, False)
+    assert dataset_info("fake", num_classes=7).num_classes == 7
+    assert dataset_info("digits", input_size=48).input_size == 48
+    with pytest.raises(InvalidInput, match="imagefolder at .*train/ holds no class folders"):
+        (tmp_path / "bare" / "train").mkdir(parents=True)
+        (tmp_path / "bare" / "val").mkdir()
+        dataset_info("imagefolder", tmp_path / "bare")
+    full = load_data("digits", batch_size=50)
+    limited = load_data("digits", batch_size=50, train_limit=120)
+    assert (limited.num_train, len(limited.train), limited.num_val) == (120, 3, 359)
+    assert torch.equal(limited.train.images, full.train.images[:120])
+    assert load_data("imagefolder", tmp_path / "folder", workers=0, train_limit=4).num_train == 4

@@ -140,43 +140,82 @@ class _SeededLoader:
         return iter(self.loader)
 
 
-def load_data(name: str, root: str | os.PathLike | None = None, *, batch_size: int = 128,
-              input_size: int | None = None, workers: int | None = None, download: bool = False,
-              device: torch.device | str = "cpu", seed: int = 0, num_classes: int | None = None,
-              fake_size: int = 1024) -> DataBundle:
-    """Load dataset ``name`` (one of ``DATASETS``); in-memory data sets are placed on ``device``.
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a dataset is, found without loading it: enough to size a model and count its cost."""
 
-    ``input_size`` defaults to each data set's native side (32 for digits and CIFAR, 224 otherwise).
+    name: str
+    root: Path
+    num_classes: int
+    input_size: int
+
+    @property
+    def small_input(self) -> bool:
+        return self.input_size <= 64
+
+
+def dataset_info(name: str, root: str | os.PathLike | None = None, *, input_size: int | None = None,
+                 num_classes: int | None = None, download: bool = False) -> DatasetInfo:
+    """Check that dataset ``name`` is there (cheaply: files and folders, no images read) and describe it.
+
     ``num_classes`` is checked against the data (for ``fake`` it sets the class count, default 1000).
     """
     if name not in DATASETS:
         raise InvalidInput(f"unknown dataset '{name}'; valid: {', '.join(DATASETS)}")
+    root = Path(root if root is not None else os.environ.get("ULSAM_SEARCH_DATA", DEFAULT_DATA_ROOT)).expanduser()
+    if name == "digits":
+        found, side = 10, 32
+    elif name in CIFAR_MEAN:
+        if download:
+            _download_cifar(name, root)
+        _cifar_directory(name, root)
+        found, side = _CIFAR_FILES[name][4], 32
+    elif name == "imagefolder":
+        found, side = len(_imagefolder_classes(root)), 224
+    else:
+        found, side = num_classes or 1000, 224
+    if num_classes is not None and num_classes != found:
+        raise InvalidInput(f"dataset {name} has {found} classes but --num-classes is {num_classes}; "
+                           f"drop --num-classes or pass {found}")
+    return DatasetInfo(name, root, found, input_size or side)
+
+
+def load_data(name: str, root: str | os.PathLike | None = None, *, batch_size: int = 128,
+              input_size: int | None = None, workers: int | None = None, download: bool = False,
+              device: torch.device | str = "cpu", seed: int = 0, num_classes: int | None = None,
+              train_limit: int | None = None, fake_size: int = 1024) -> DataBundle:
+    """Load dataset ``name`` (one of ``DATASETS``); in-memory data sets are placed on ``device``.
+
+    ``input_size`` defaults to each data set's native side (32 for digits and CIFAR, 224 otherwise).
+    ``train_limit`` keeps only the first N training images (a fixed subset: proxy searches, quick starts).
+    """
+    info = dataset_info(name, root, input_size=input_size, num_classes=num_classes, download=download)
     if batch_size <= 0:
         raise InvalidInput(f"batch size must be a positive integer, got {batch_size}")
-    root = Path(root if root is not None else os.environ.get("ULSAM_SEARCH_DATA", DEFAULT_DATA_ROOT)).expanduser()
+    if train_limit is not None and train_limit <= 0:
+        raise InvalidInput(f"train_limit must be a positive integer, got {train_limit}")
     device = torch.device(device)
     workers = min(8, os.cpu_count() or 1) if workers is None else workers
+    size = info.input_size
     if name == "digits":
-        bundle = _digits(batch_size, input_size or 32, seed)
+        bundle = _digits(batch_size, size, seed, train_limit)
     elif name in CIFAR_MEAN:
-        bundle = _cifar(name, root, batch_size, input_size or 32, seed, download)
+        bundle = _cifar(name, info.root, batch_size, size, seed, train_limit)
     elif name == "imagefolder":
-        bundle = _imagefolder(root, batch_size, input_size or 224, workers, device.type == "cuda", seed)
+        bundle = _imagefolder(info.root, batch_size, size, workers, device.type == "cuda", seed, train_limit)
     else:
-        bundle = _fake(batch_size, input_size or 224, workers, device.type == "cuda", seed, num_classes or 1000,
-                       fake_size)
-    if num_classes is not None and num_classes != bundle.num_classes:
-        raise InvalidInput(f"dataset {name} has {bundle.num_classes} classes but --num-classes is {num_classes}; "
-                           f"drop --num-classes or pass {bundle.num_classes}")
+        bundle = _fake(batch_size, size, workers, device.type == "cuda", seed, info.num_classes,
+                       min(fake_size, train_limit or fake_size))
     if isinstance(bundle.train, TensorBatches):
         bundle = replace(bundle, train=bundle.train.to(device), val=bundle.val.to(device))
     return bundle
 
 
 def _in_memory(name: str, train: tuple[torch.Tensor, torch.Tensor], val: tuple[torch.Tensor, torch.Tensor],
-               num_classes: int, batch_size: int, input_size: int, seed: int, *, mean, std, shift: float,
-               flip: bool) -> DataBundle:
+               num_classes: int, batch_size: int, input_size: int, seed: int, train_limit: int | None, *, mean,
+               std, shift: float, flip: bool) -> DataBundle:
     """Bundle uint8 train/val tensors resized to ``input_size``; random shifts up to ``shift`` of the side."""
+    train = (train[0][:train_limit], train[1][:train_limit])
     train_images, val_images = (_resize_uint8(images, input_size) for images in (train[0], val[0]))
     pad = max(1, round(shift * input_size))
     return DataBundle(
@@ -194,7 +233,7 @@ def _resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
     return resized.round_().clamp_(0, 255).to(torch.uint8)
 
 
-def _digits(batch_size: int, input_size: int, seed: int) -> DataBundle:
+def _digits(batch_size: int, input_size: int, seed: int, train_limit: int | None) -> DataBundle:
     """scikit-learn's 1,797 bundled 8x8 digits: upsampled, grey to 3 channels, a fixed stratified 80/20 split."""
     from sklearn.datasets import load_digits
 
@@ -212,7 +251,7 @@ def _digits(batch_size: int, input_size: int, seed: int) -> DataBundle:
     is_val[torch.cat(val_index)] = True
     # Digits are centred and not mirror-symmetric: small shifts (2 of 32 pixels), no flips.
     return _in_memory("digits", (images[~is_val], labels[~is_val]), (images[is_val], labels[is_val]), 10,
-                      batch_size, input_size, seed, mean=DIGITS_MEAN, std=DIGITS_STD, shift=2 / 32, flip=False)
+                      batch_size, input_size, seed, train_limit, mean=DIGITS_MEAN, std=DIGITS_STD, shift=2 / 32, flip=False)
 
 
 class _ArrayUnpickler(pickle.Unpickler):
@@ -233,17 +272,22 @@ _CIFAR_FILES = {
 }
 
 
-def _cifar(name: str, root: Path, batch_size: int, input_size: int, seed: int, download: bool) -> DataBundle:
-    """CIFAR from the python-version batch files, the layout torchvision's CIFAR10/100 download unpacks."""
-    folder, train_files, test_files, label_key, num_classes = _CIFAR_FILES[name]
+def _cifar_directory(name: str, root: Path) -> Path:
+    folder, train_files, test_files = _CIFAR_FILES[name][:3]
     directory = root if root.name == folder else root / folder
-    if download and not directory.is_dir():
-        _download_cifar(name, root)
     missing = [f for f in train_files + test_files if not (directory / f).is_file()]
     if missing:
         raise InvalidInput(f"{name} not found: expected {directory}/ holding {', '.join(train_files + test_files)} "
                            f"(the python version, as torchvision unpacks it); pass --data-root DIR, or --download "
                            f"when online")
+    return directory
+
+
+def _cifar(name: str, root: Path, batch_size: int, input_size: int, seed: int,
+           train_limit: int | None) -> DataBundle:
+    """CIFAR from the python-version batch files, the layout torchvision's CIFAR10/100 download unpacks."""
+    _, train_files, test_files, label_key, num_classes = _CIFAR_FILES[name]
+    directory = _cifar_directory(name, root)
 
     def read(files: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = [], []
@@ -264,12 +308,15 @@ def _cifar(name: str, root: Path, batch_size: int, input_size: int, seed: int, d
         return torch.cat(images), torch.cat(labels)
 
     return _in_memory(name, read(train_files), read(test_files), num_classes, batch_size, input_size, seed,
-                      mean=CIFAR_MEAN[name], std=CIFAR_STD[name], shift=4 / 32, flip=True)
+                      train_limit, mean=CIFAR_MEAN[name], std=CIFAR_STD[name], shift=4 / 32, flip=True)
 
 
 def _download_cifar(name: str, root: Path) -> None:
     from torchvision import datasets
 
+    folder = _CIFAR_FILES[name][0]
+    if (root / folder).is_dir() or root.name == folder:
+        return
     dataset = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
     existed = root.exists()
     try:
@@ -282,15 +329,28 @@ def _download_cifar(name: str, root: Path) -> None:
                            f"unpacked python-version folder under --data-root instead") from None
 
 
-def _imagefolder(root: Path, batch_size: int, input_size: int, workers: int, pin_memory: bool,
-                 seed: int) -> DataBundle:
-    """``root/train/<class>/*`` and ``root/val/<class>/*`` with the standard ImageNet transforms."""
-    from torchvision import datasets, transforms
-
+def _imagefolder_classes(root: Path) -> list[str]:
+    """The class folders shared by ``root/train`` and ``root/val`` (an error when they differ or are missing)."""
+    classes = {}
     for split in ("train", "val"):
         if not (root / split).is_dir():
             raise InvalidInput(f"imagefolder needs {root / split}/ with one folder per class (and "
                                f"{root / ('val' if split == 'train' else 'train')}/ beside it); pass --data-root DIR")
+        classes[split] = sorted(entry.name for entry in os.scandir(root / split) if entry.is_dir())
+    if not classes["train"]:
+        raise InvalidInput(f"imagefolder at {root}: train/ holds no class folders")
+    if classes["train"] != classes["val"]:
+        only = sorted(set(classes["train"]) ^ set(classes["val"]))
+        raise InvalidInput(f"imagefolder at {root}: train/ and val/ hold different classes (only in one: "
+                           f"{', '.join(only[:5])}{', ...' if len(only) > 5 else ''})")
+    return classes["train"]
+
+
+def _imagefolder(root: Path, batch_size: int, input_size: int, workers: int, pin_memory: bool, seed: int,
+                 train_limit: int | None) -> DataBundle:
+    """``root/train/<class>/*`` and ``root/val/<class>/*`` with the standard ImageNet transforms."""
+    from torchvision import datasets, transforms
+
     normalize = transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)
     train_transform = transforms.Compose([transforms.RandomResizedCrop(input_size), transforms.RandomHorizontalFlip(),
                                           transforms.ToTensor(), normalize])
@@ -301,14 +361,12 @@ def _imagefolder(root: Path, batch_size: int, input_size: int, workers: int, pin
         val = datasets.ImageFolder(str(root / "val"), val_transform)
     except (FileNotFoundError, OSError) as error:
         raise InvalidInput(f"imagefolder at {root}: {error}") from None
-    if train.classes != val.classes:
-        only = sorted(set(train.classes) ^ set(val.classes))
-        raise InvalidInput(f"imagefolder at {root}: train/ and val/ hold different classes (only in one: "
-                           f"{', '.join(only[:5])}{', ...' if len(only) > 5 else ''})")
+    if train_limit is not None:
+        train = torch.utils.data.Subset(train, range(min(train_limit, len(train))))
     return DataBundle("imagefolder",
                       _SeededLoader(train, batch_size, train=True, workers=workers, pin_memory=pin_memory, seed=seed),
                       _SeededLoader(val, batch_size, train=False, workers=workers, pin_memory=pin_memory, seed=seed),
-                      len(train.classes), input_size, len(train), len(val))
+                      len(val.classes), input_size, len(train), len(val))
 
 
 def _fake(batch_size: int, input_size: int, workers: int, pin_memory: bool, seed: int, num_classes: int,
