@@ -1,0 +1,201 @@
+"""Search and ablation configs: YAML validated by pydantic at the boundary; every error names its field path.
+
+A search config says what to search (backbone, width, candidate blocks, ops and g per block), how to judge it
+(dataset, training budget, objectives, constraints), how to propose (Optuna sampler) and how to run it (Ray
+resources, concurrency, scheduler, address). ``load_search_config`` turns any problem into one ``InvalidInput``
+line such as ``config quick.yaml: space.groups: ...``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, field_validator, \
+    model_validator
+
+from .data import DATASETS
+from .errors import InvalidInput
+from .train import AMP_MODES, OPTIMIZERS, TrainConfig
+
+OPS = ("none", "insert", "replace")
+OBJECTIVES = {"top1": "max", "macs": "min", "params": "min", "latency": "min"}
+SAMPLERS = ("nsga2", "tpe", "gp", "random", "grid")
+SCHEDULERS = ("fifo", "mo-asha")
+DEFAULT_GROUPS = (1, 2, 4, 8, 16)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetConfig(_Strict):
+    name: Literal[DATASETS] = "digits"
+    root: str | None = None
+    input_size: PositiveInt | None = None
+    num_classes: PositiveInt | None = None
+    download: bool = False
+    workers: int | None = Field(default=None, ge=0)
+    train_limit: PositiveInt | None = None  # first N training images only: a proxy task
+
+
+class TrainingConfig(_Strict):
+    """The training budget of every trial (the fields of ``TrainConfig`` a search fixes)."""
+
+    epochs: PositiveInt = 3
+    batch_size: PositiveInt = 64
+    lr: PositiveFloat = 0.05
+    optimizer: Literal[OPTIMIZERS] = "sgd"
+    weight_decay: float = Field(default=4e-5, ge=0)
+    warmup_epochs: float = Field(default=1.0, ge=0)
+    label_smoothing: float = Field(default=0.1, ge=0, lt=1)
+    grad_clip: PositiveFloat | None = None
+    amp: Literal[AMP_MODES] = "auto"
+    channels_last: bool = True
+    seed: int = 0
+
+    def train_config(self, device: str = "auto") -> TrainConfig:
+        fields = self.model_dump(exclude={"batch_size"})
+        return TrainConfig(**fields, device=device)
+
+
+class BlockSpace(_Strict):
+    ops: tuple[Literal[OPS], ...] | None = None
+    groups: tuple[PositiveInt, ...] | None = None
+
+
+class SpaceConfig(_Strict):
+    """Candidate blocks and, per block, the allowed ops and g (``per_block`` overrides the defaults)."""
+
+    blocks: Literal["all"] | tuple[PositiveInt, ...] = "all"
+    ops: tuple[Literal[OPS], ...] = OPS
+    groups: tuple[PositiveInt, ...] = DEFAULT_GROUPS
+    per_block: dict[int, BlockSpace] = Field(default_factory=dict)
+
+    @field_validator("ops", "groups", "blocks")
+    @classmethod
+    def _not_empty(cls, value):
+        if value != "all" and len(value) == 0:
+            raise ValueError("must not be empty")
+        return value
+
+
+class ConstraintsConfig(_Strict):
+    max_macs: PositiveInt | None = None
+    max_params: PositiveInt | None = None
+    min_top1: float | None = Field(default=None, ge=0, le=100)
+
+
+class SamplerConfig(_Strict):
+    name: Literal[SAMPLERS] = "nsga2"
+    seed: int = 0
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ResourcesConfig(_Strict):
+    cpu: PositiveFloat = 1.0
+    gpu: float = Field(default=0.0, ge=0)
+
+
+class SchedulerConfig(_Strict):
+    name: Literal[SCHEDULERS] = "fifo"
+    grace_period: PositiveInt = 1
+    reduction_factor: float = Field(default=2.0, gt=1)
+
+
+class RayConfig(_Strict):
+    address: str | None = None
+
+
+class SearchConfig(_Strict):
+    name: str | None = None
+    backbone: str = "mobilenet_v2"
+    width: float = 1.0
+    small_input: bool | None = None  # default: on for inputs of side <= 64
+    dataset: DatasetConfig = DatasetConfig()
+    training: TrainingConfig = TrainingConfig()
+    cost_convention: Literal["paper", "full"] = "paper"
+    space: SpaceConfig = SpaceConfig()
+    objectives: tuple[Literal[tuple(OBJECTIVES)], ...] = ("top1", "macs")
+    constraints: ConstraintsConfig = ConstraintsConfig()
+    sampler: SamplerConfig = SamplerConfig()
+    n_trials: PositiveInt = 16
+    resources: ResourcesConfig = ResourcesConfig()
+    max_concurrent: PositiveInt = 2
+    scheduler: SchedulerConfig = SchedulerConfig()
+    ray: RayConfig = RayConfig()
+
+    @field_validator("objectives")
+    @classmethod
+    def _objectives(cls, value):
+        if not value:
+            raise ValueError("name at least one objective")
+        if len(set(value)) != len(value):
+            raise ValueError("each objective may appear once")
+        return value
+
+    @model_validator(mode="after")
+    def _accuracy_needs_training(self):
+        if self.scheduler.name == "mo-asha" and "top1" not in self.objectives:
+            raise ValueError("scheduler mo-asha compares accuracy at each rung: add top1 to objectives")
+        return self
+
+    @property
+    def directions(self) -> list[str]:
+        """Optuna directions of the objectives, in order."""
+        return ["maximize" if OBJECTIVES[o] == "max" else "minimize" for o in self.objectives]
+
+    def with_overrides(self, **changes) -> SearchConfig:
+        """A copy with top-level fields replaced (``--name``, ``--n-trials``, ``--address``), validated again."""
+        data = self.model_dump()
+        for key, value in changes.items():
+            if value is None:
+                continue
+            if key == "address":
+                data["ray"]["address"] = value
+            else:
+                data[key] = value
+        return _validate(data, "command line")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _field_path(location: tuple) -> str:
+    return ".".join(str(part) for part in location if not str(part).startswith(("literal[", "tuple[", "function-")))
+
+
+def _validate(data: dict, source: str) -> SearchConfig:
+    try:
+        return SearchConfig.model_validate(data)
+    except ValidationError as error:
+        first = max(error.errors(), key=lambda e: len(e["loc"]))  # in a union, the branch that got furthest
+        path = _field_path(first["loc"]) or "(top level)"
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            parent = SearchConfig
+            for part in first["loc"][:-1]:
+                field = getattr(parent, "model_fields", {}).get(part)
+                parent = field.annotation if field is not None else parent
+            valid = ", ".join(getattr(parent, "model_fields", {}))
+            message = "unknown key" + (f"; valid keys here: {valid}" if valid else "")
+        raise InvalidInput(f"config {source}: {path}: {message}") from None
+
+
+def load_search_config(path: str | os.PathLike) -> SearchConfig:
+    """Read and validate a search config; the run name defaults to the file's stem."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInput(f"config {path} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise InvalidInput(f"config {path.name}: invalid YAML{where}: {getattr(error, 'problem', error)}") from None
+    if not isinstance(data, dict):
+        raise InvalidInput(f"config {path.name}: expected a mapping of keys (backbone, dataset, space, ...)")
+    data.setdefault("name", path.stem)
+    return _validate(data, path.name)
