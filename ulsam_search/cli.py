@@ -219,6 +219,33 @@ def _available_benchmarks() -> list[str]:
     return sorted(p.stem for p in BENCHMARKS_DIR.glob("*.py") if not p.stem.startswith("_"))
 
 
+def _print_run_summary(table, config, root: Path) -> None:
+    from .results import pareto_set
+
+    counts = table["status"].value_counts().to_dict()
+    front = pareto_set(table, config.objectives)
+    summary = ", ".join(f"{counts.get(s, 0)} {s.lower()}" for s in ("COMPLETE", "PRUNED", "FAILED", "INFEASIBLE"))
+    _console().print(f"{len(table)} trials ({summary}); Pareto set of {len(front)}; results in {root}")
+
+
+def _cmd_run(args) -> None:
+    from .config import load_search_config
+    from .search import run_search
+
+    config = load_search_config(args.config).with_overrides(name=args.name, n_trials=args.n_trials,
+                                                          address=args.address)
+    table = run_search(config, args.runs_dir, progress=not args.quiet)
+    _print_run_summary(table, config, Path(args.runs_dir) / config.name)
+
+
+def _cmd_resume(args) -> None:
+    from .config import load_search_config
+    from .search import resume_search
+
+    table = resume_search(args.run_dir, progress=not args.quiet, address=args.address)
+    _print_run_summary(table, load_search_config(Path(args.run_dir) / "config.yaml"), Path(args.run_dir))
+
+
 def _cmd_bench(args) -> None:
     available = _available_benchmarks()
     if not available:
@@ -275,6 +302,21 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     train.set_defaults(func=_cmd_train)
+
+    run = sub.add_parser("run", help="run a search from a config (continues it when the run exists)")
+    run.add_argument("config", help="search config, e.g. search_spaces/quickstart.yaml")
+    run.add_argument("--name", help="run name (default: the config's name, else its file name)")
+    run.add_argument("--n-trials", type=_positive_int, help="override n_trials")
+    run.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local instance)")
+    run.add_argument("--runs-dir", default="runs", help="where run directories go (default runs/)")
+    run.add_argument("--quiet", action="store_true", help="no live progress view")
+    run.set_defaults(func=_cmd_run)
+
+    resume = sub.add_parser("resume", help="continue an interrupted run")
+    resume.add_argument("run_dir", help="the run directory, e.g. runs/quickstart")
+    resume.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local instance)")
+    resume.add_argument("--quiet", action="store_true", help="no live progress view")
+    resume.set_defaults(func=_cmd_resume)
 
     bench = sub.add_parser("bench", help="run a benchmark from benchmarks/ (all when no name is given)")
     bench.add_argument("name", nargs="?", help="benchmark name, e.g. ulsam")

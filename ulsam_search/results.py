@@ -1,0 +1,75 @@
+"""The results table of a search: one row per finished trial, written atomically; the Pareto set.
+
+The Optuna study (``optuna.log``) is the single source of truth: every row is rebuilt from a trial's state, values
+and user attributes, so the table and the study cannot disagree, and a crash between the two cannot lose a trial.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+COMPLETE, PRUNED, FAILED, INFEASIBLE = "COMPLETE", "PRUNED", "FAILED", "INFEASIBLE"
+STATUSES = (COMPLETE, PRUNED, FAILED, INFEASIBLE)
+COLUMNS = ("number", "trial_id", "arch", "backbone", "width", "top1", "top5", "val_loss", "macs", "params", "flops",
+           "latency_ms", "epochs_done", "epochs_budget", "status", "feasible", "error", "seed", "seconds", "node",
+           "duplicate_of")
+# Objective name -> (column, direction) as the table stores it.
+OBJECTIVE_COLUMNS = {"top1": ("top1", "max"), "macs": ("macs", "min"), "params": ("params", "min"),
+                     "latency": ("latency_ms", "min")}
+
+
+def trials_table(study, block_columns: Sequence[str]) -> pd.DataFrame:
+    """A row per finished trial of ``study``; ``block_columns`` are the ``block_<k>`` choice columns."""
+    import optuna
+
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state in (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING):
+            continue
+        attrs = trial.user_attrs
+        row = {column: attrs.get(column) for column in COLUMNS}
+        row["number"] = trial.number
+        row["status"] = attrs.get("status") or {optuna.trial.TrialState.PRUNED: PRUNED,
+                                                 optuna.trial.TrialState.FAIL: FAILED}.get(trial.state, COMPLETE)
+        choices = attrs.get("choices", {})
+        row.update({column: choices.get(column, "none") for column in block_columns})
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=[*COLUMNS, *block_columns])
+    return frame.sort_values("number", kind="stable").reset_index(drop=True)
+
+
+def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write ``frame`` as CSV atomically: readers see the old table or the new one, never half of one."""
+    path = Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    frame.to_csv(temporary, index=False)
+    os.replace(temporary, path)
+
+
+def pareto_mask(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
+    """Which rows of ``values`` (n x k) no other row dominates, for ``directions`` of 'min'/'max' per column."""
+    signs = np.array([1.0 if d == "min" else -1.0 for d in directions])
+    costs = np.asarray(values, dtype=float) * signs
+    n = len(costs)
+    mask = np.ones(n, dtype=bool)
+    for i in range(n):
+        dominated = np.all(costs <= costs[i], axis=1) & np.any(costs < costs[i], axis=1)
+        mask[i] = not dominated.any()
+    return mask
+
+
+def pareto_set(frame: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:
+    """The non-dominated rows among feasible COMPLETE trials (pruned, failed and infeasible ones never count)."""
+    candidates = frame[(frame["status"] == COMPLETE) & (frame["feasible"].fillna(True).astype(bool))]
+    candidates = candidates.drop_duplicates("arch")
+    if candidates.empty:
+        return candidates
+    columns = [OBJECTIVE_COLUMNS[o][0] for o in objectives]
+    directions = [OBJECTIVE_COLUMNS[o][1] for o in objectives]
+    mask = pareto_mask(candidates[columns].to_numpy(dtype=float), directions)
+    return candidates[mask].sort_values(columns[1] if len(columns) > 1 else columns[0])

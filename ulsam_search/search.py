@@ -1,0 +1,459 @@
+"""The search runner: Ray Tune runs the trials, Optuna proposes them, the run directory keeps everything.
+
+    runs/<name>/config.yaml   the frozen config          runs/<name>/optuna.log    Optuna JournalStorage
+    runs/<name>/trials.csv    one row per finished trial  runs/<name>/ray/          Ray Tune experiment state
+    runs/<name>/checkpoints/  per-trial training checkpoints (a resumed trial continues from its last epoch)
+
+Before a trial is launched its cost is counted: an architecture that breaks a cost constraint is told to Optuna
+at once as INFEASIBLE (a constraint violation) and never trained; one already evaluated (same canonical ARCH, same
+budget) is told the earlier result and not trained again. Resume reads the Optuna journal: finished trials stay as
+they are, interrupted ones are launched again under their own trial number (from their checkpoint), and new ones
+are asked for until the run holds ``n_trials``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .arch import Architecture, build_model
+from .config import OBJECTIVES, SearchConfig, load_search_config
+from .cost import count_cost, measure_latency
+from .data import dataset_info, load_data
+from .errors import InvalidInput
+from .results import COMPLETE, FAILED, INFEASIBLE, OBJECTIVE_COLUMNS, PRUNED, pareto_set, trials_table, write_table
+from .space import SearchSpace, build_space, param_name
+from .train import fit, load_checkpoint, seed_everything
+
+# Tune's per-trial CSV/JSON/TensorBoard loggers cost time per result and duplicate trials.csv.
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+
+STUDY_NAME = "ulsam-search"
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def trials(self) -> Path:
+        return self.root / "trials.csv"
+
+    @property
+    def journal(self) -> Path:
+        return self.root / "optuna.log"
+
+    @property
+    def ray(self) -> Path:
+        return self.root / "ray"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+
+@dataclass(frozen=True)
+class TrialJob:
+    """What every trial needs besides its ARCH (shipped once to the cluster by ``tune.with_parameters``)."""
+
+    config: SearchConfig
+    checkpoints: str
+    small_input: bool
+    input_size: int
+    num_classes: int
+
+
+def run_trial(trial_config: dict, job: TrialJob) -> None:
+    """The Ray Tune trainable: train one architecture, report every objective after every epoch."""
+    import ray
+    import torch
+    from ray import tune
+
+    config = job.config
+    torch.set_num_threads(max(1, int(config.resources.cpu)))
+    device = "cuda" if torch.cuda.is_available() and ray.get_gpu_ids() else "cpu"
+    arch = Architecture.parse(trial_config["arch"])
+    node = ray.get_runtime_context().get_node_id()[:12]
+    started = time.perf_counter()
+    base = {"arch": str(arch), "number": trial_config["number"], "node": node,
+            "epochs_budget": config.training.epochs}
+    try:
+        data = load_data(config.dataset.name, config.dataset.root, batch_size=config.training.batch_size,
+                         input_size=config.dataset.input_size, workers=config.dataset.workers, device=device,
+                         seed=config.training.seed, num_classes=config.dataset.num_classes,
+                         train_limit=config.dataset.train_limit)
+        seed_everything(config.training.seed)
+        model = build_model(arch, data.num_classes, small_input=job.small_input)
+        if "latency" in config.objectives:
+            base["latency_ms"] = measure_latency(model, job.input_size, batch=1, device=device).median_ms
+        checkpoint = Path(job.checkpoints) / f"trial_{trial_config['number']:05d}.pt"
+        resume = load_checkpoint(checkpoint) if checkpoint.exists() else None
+
+        def report(metrics) -> None:
+            base["epoch"] = metrics.epoch
+            tune.report({**base, "top1": metrics.top1, "top5": metrics.top5,
+                         "val_loss": metrics.val_loss, "macs": trial_config["macs"], "params": trial_config["params"],
+                         "seconds": time.perf_counter() - started})
+
+        if resume is not None and len(resume["history"]) >= config.training.epochs:
+            report(_last_metrics(resume))
+            return
+        fit(model, data, config.training.train_config(device), callback=report, checkpoint_path=checkpoint,
+            resume=resume)
+    except Exception as error:  # recorded as FAILED with its message; the search goes on
+        tune.report({"epoch": 0, **base, "error": f"{type(error).__name__}: {error}",
+                     "seconds": time.perf_counter() - started})
+
+
+def _last_metrics(state: dict):
+    from .train import EpochMetrics
+
+    return EpochMetrics(**state["history"][-1])
+
+
+def make_sampler(config: SearchConfig, space: SearchSpace):
+    """The Optuna sampler the config names, always passed explicitly (Optuna 5 changed the MO default)."""
+    import optuna
+
+    options = dict(config.sampler.options)
+    factories = {
+        "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=config.sampler.seed, **options),
+        "tpe": lambda: optuna.samplers.TPESampler(seed=config.sampler.seed, **options),
+        "gp": lambda: optuna.samplers.GPSampler(seed=config.sampler.seed, **options),
+        "random": lambda: optuna.samplers.RandomSampler(seed=config.sampler.seed, **options),
+        "grid": lambda: optuna.samplers.GridSampler(space.grid(), seed=config.sampler.seed, **options),
+    }
+    try:
+        return factories[config.sampler.name]()
+    except TypeError as error:
+        raise InvalidInput(f"sampler.options: {error}") from None
+
+
+def _constrain(ot_trial, max_macs: float = 0.0, max_params: float = 0.0, min_top1: float = 0.0) -> None:
+    """Optuna constraint values (> 0 violates; NSGA-II, TPE and GP read them), the same three on every trial."""
+    for key, value in (("max_macs", max_macs), ("max_params", max_params), ("min_top1", min_top1)):
+        ot_trial.set_constraint(key, float(value))
+
+
+class _Progress:
+    """A live view on stderr: trial counts by status, the Pareto set and the time left."""
+
+    def __init__(self, enabled: bool, config: SearchConfig) -> None:
+        self.enabled, self.config = enabled, config
+        self.started = time.perf_counter()
+        self.live = None
+        self.running = 0
+
+    def __enter__(self) -> _Progress:
+        if self.enabled:
+            from rich.console import Console
+            from rich.live import Live
+
+            self.live = Live(console=Console(stderr=True), refresh_per_second=2, transient=False)
+            self.live.__enter__()
+        return self
+
+    def update(self, table, resumed_from: int) -> None:
+        if self.live is None:
+            return
+        from rich.table import Table
+
+        counts = {status: int((table["status"] == status).sum()) for status in (COMPLETE, PRUNED, FAILED, INFEASIBLE)}
+        done = len(table)
+        elapsed = time.perf_counter() - self.started
+        new = done - resumed_from
+        remaining = self.config.n_trials - done
+        eta = f"{elapsed / new * remaining:.0f} s" if new > 0 and remaining > 0 else "-"
+        front = pareto_set(table, self.config.objectives)
+        view = Table(title=f"{self.config.name}: {done}/{self.config.n_trials} trials done, {self.running} running, "
+                           f"{counts[COMPLETE]} complete, {counts[PRUNED]} pruned, {counts[FAILED]} failed, "
+                           f"{counts[INFEASIBLE]} infeasible; Pareto set {len(front)}; elapsed {elapsed:.0f} s, "
+                           f"ETA {eta}", title_justify="left")
+        for column in ("MACs", "params", "top-1 %", "ARCH"):
+            view.add_column(column, justify="left" if column == "ARCH" else "right")
+        for row in front.head(10).itertuples():
+            view.add_row(f"{row.macs:,.0f}", f"{row.params:,.0f}", f"{row.top1:.2f}", row.arch)
+        self.live.update(view)
+
+    def __exit__(self, *exc) -> None:
+        if self.live is not None:
+            self.live.__exit__(*exc)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "live": None}  # Tune pickles the searcher with its experiment state
+
+
+def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, cost_of: Callable,
+                   scheduler, progress: _Progress):
+    """An OptunaSearch that routes each proposal (train, infeasible, duplicate) and tells Optuna how it ended."""
+    import optuna
+    from ray.tune.search import Searcher
+    from ray.tune.search.optuna import OptunaSearch
+
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(paths.journal)))
+    blocks = [param_name(b) for b in space.blocks]
+    objectives = list(config.objectives)
+    budget = config.training.epochs
+    constraints = config.constraints
+
+    class Searcher_(OptunaSearch):
+        def __init__(self) -> None:
+            super().__init__(space=lambda trial: {"arch": str(space.suggest(trial))}, metric=objectives,
+                             mode=[OBJECTIVES[o] for o in objectives], sampler=make_sampler(config, space),
+                             study_name=STUDY_NAME, storage=storage)
+            self.study = self._ot_study
+            self.finished: dict[str, optuna.trial.FrozenTrial] = {}
+            self.running: dict[str, int] = {}
+            self.waiting: dict[str, list] = {}  # arch -> duplicates proposed while it trains
+            self.relaunch: list = []  # interrupted trials of an earlier attempt
+            for trial in self.study.get_trials(deepcopy=False):
+                if trial.state.is_finished():
+                    self.finished.setdefault(trial.user_attrs["arch"], trial)
+                else:
+                    self.relaunch.append(optuna.trial.Trial(self.study, trial._trial_id))
+            self.resumed_from = len(self.finished)
+            self._write()
+
+        def save(self, checkpoint_path: str) -> None:
+            """Nothing to pickle: the study lives in optuna.log and the routing state is rebuilt from it."""
+
+        @property
+        def asked(self) -> int:
+            return len(self.study.get_trials(deepcopy=False))
+
+        def suggest(self, trial_id: str):
+            while True:
+                if self.relaunch:
+                    ot_trial = self.relaunch.pop(0)
+                    arch = Architecture.parse(ot_trial.user_attrs["arch"])
+                elif self.asked < config.n_trials:
+                    super().suggest(trial_id)
+                    ot_trial = self._ot_trials.pop(trial_id)
+                    arch = space.from_params(ot_trial.params)
+                else:
+                    return Searcher.FINISHED if not self.running and not self.waiting else None
+                launch = self._route(ot_trial, arch)
+                if launch is not None:
+                    self._ot_trials[trial_id] = ot_trial
+                    self.running[str(arch)] = ot_trial.number
+                    progress.running = len(self.running)
+                    return launch
+
+        def _route(self, ot_trial, arch: Architecture) -> dict | None:
+            """The trial config to launch, or None when the proposal was settled without training."""
+            cost = cost_of(arch)
+            violations = [cost.macs - constraints.max_macs if constraints.max_macs else 0.0,
+                          cost.params - constraints.max_params if constraints.max_params else 0.0]
+            ot_trial.set_user_attr("arch", str(arch))
+            ot_trial.set_user_attr("choices", {param_name(b): c for b, c in arch.choices().items()
+                                               if param_name(b) in blocks})
+            for key, value in (("backbone", arch.backbone), ("width", arch.width), ("macs", cost.macs),
+                               ("params", cost.params), ("flops", cost.flops), ("epochs_budget", budget),
+                               ("seed", config.training.seed)):
+                ot_trial.set_user_attr(key, value)
+            if any(v > 0 for v in violations):
+                ot_trial.set_user_attr("status", INFEASIBLE)
+                ot_trial.set_user_attr("feasible", False)
+                ot_trial.set_user_attr("epochs_done", 0)
+                _constrain(ot_trial, *violations)
+                self._tell(ot_trial, [self._untrained(o, cost) for o in objectives])
+                return None
+            earlier = self.finished.get(str(arch))
+            if earlier is not None:
+                self._copy(ot_trial, earlier)
+                return None
+            if str(arch) in self.running:
+                self.waiting.setdefault(str(arch), []).append(ot_trial)
+                return None
+            return {"arch": str(arch), "number": ot_trial.number, "macs": cost.macs, "params": cost.params}
+
+        @staticmethod
+        def _untrained(objective: str, cost) -> float:
+            return {"top1": 0.0, "macs": float(cost.macs), "params": float(cost.params)}.get(objective, math.inf)
+
+        def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+            ot_trial = self._ot_trials.pop(trial_id, None)
+            if ot_trial is None:
+                return
+            arch = ot_trial.user_attrs["arch"]
+            result = result or {}
+            epochs = int(result.get("epoch") or 0)
+            ot_trial.set_user_attr("trial_id", trial_id)
+            for key in ("top1", "top5", "val_loss", "latency_ms", "seconds", "node"):
+                if result.get(key) is not None:
+                    ot_trial.set_user_attr(key, result[key])
+            ot_trial.set_user_attr("epochs_done", epochs)
+            self.running.pop(arch, None)
+            progress.running = len(self.running)
+            if error or result.get("error"):
+                ot_trial.set_user_attr("status", FAILED)
+                ot_trial.set_user_attr("error", result.get("error") or "the trial's process failed (see ray/)")
+                self._tell(ot_trial, None, optuna.trial.TrialState.FAIL)
+            elif epochs >= budget:
+                top1 = float(result["top1"])
+                feasible = constraints.min_top1 is None or top1 >= constraints.min_top1
+                ot_trial.set_user_attr("status", COMPLETE)
+                ot_trial.set_user_attr("feasible", feasible)
+                _constrain(ot_trial, min_top1=constraints.min_top1 - top1 if constraints.min_top1 is not None else 0)
+                self._tell(ot_trial, [float(result[OBJECTIVE_COLUMNS[o][0]]) for o in objectives])
+            elif scheduler is not None and trial_id in scheduler.stopped:
+                ot_trial.set_user_attr("status", PRUNED)
+                _constrain(ot_trial)
+                self._tell(ot_trial, None, optuna.trial.TrialState.PRUNED)
+            else:  # stopped by an interrupt: stays RUNNING in the journal and is launched again on resume
+                return
+            frozen = self.study._storage.get_trial(ot_trial._trial_id)
+            self.finished.setdefault(arch, frozen)
+            for duplicate in self.waiting.pop(arch, []):
+                self._copy(duplicate, frozen)
+
+        def _copy(self, ot_trial, earlier) -> None:
+            for key, value in earlier.user_attrs.items():
+                if key not in ot_trial.user_attrs or key in ("status", "feasible"):
+                    ot_trial.set_user_attr(key, value)
+            _constrain(ot_trial, *(earlier.constraints.get(k, 0.0) for k in ("max_macs", "max_params", "min_top1")))
+            ot_trial.set_user_attr("duplicate_of", earlier.number)
+            self._tell(ot_trial, earlier.values, earlier.state)
+
+        def _tell(self, ot_trial, values, state=None) -> None:
+            self.study.tell(ot_trial, values, state=state or optuna.trial.TrialState.COMPLETE)
+            self._write()
+
+        def _write(self) -> None:
+            table = trials_table(self.study, blocks)
+            write_table(table, paths.trials)
+            progress.update(table, self.resumed_from)
+
+    return Searcher_()
+
+
+def _check_address(address: str) -> None:
+    """Fail fast (exit 2) on a Ray address nothing listens on, instead of Ray's long connection retries."""
+    if address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=3).close()
+    except (OSError, ValueError) as error:
+        raise InvalidInput(f"ray.address {address} is unreachable ({error}); start a cluster with `ray start --head` "
+                           f"or drop --address to run locally") from None
+
+
+def _connect_ray(address: str | None) -> bool:
+    """Join ``address`` (or $RAY_ADDRESS), or start a local instance; True when this call started Ray."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        _check_address(address)
+        try:
+            ray.init(address=address, log_to_driver=False, configure_logging=False)
+        except ConnectionError as error:
+            raise InvalidInput(f"ray.address {address}: {error}") from None
+    else:
+        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    return True
+
+
+def prepare_run(config: SearchConfig, runs_dir: str | os.PathLike = "runs") -> tuple[RunPaths, SearchSpace, TrialJob]:
+    """Validate everything that can be checked before a run directory exists (bad input writes nothing)."""
+    space = build_space(config)
+    data = config.dataset
+    try:
+        info = dataset_info(data.name, data.root, input_size=data.input_size, num_classes=data.num_classes,
+                            download=data.download)
+    except InvalidInput as error:
+        raise InvalidInput(f"dataset: {error}") from None
+    small_input = info.small_input if config.small_input is None else config.small_input
+    cheapest = count_cost(space.cheapest(), info.input_size, info.num_classes, config.cost_convention, small_input)
+    for field, limit, value in (("max_macs", config.constraints.max_macs, cheapest.macs),
+                                ("max_params", config.constraints.max_params, cheapest.params)):
+        if limit is not None and value > limit:
+            raise InvalidInput(f"constraints.{field}: {limit:,} is below the cheapest architecture in the space "
+                               f"({cheapest.arch}: {value:,}); nothing could meet it")
+    paths = RunPaths(Path(runs_dir).resolve() / config.name)
+    job = TrialJob(config, str(paths.checkpoints), small_input, info.input_size, info.num_classes)
+    return paths, space, job
+
+
+def run_search(config: SearchConfig, runs_dir: str | os.PathLike = "runs", *, progress: bool = True):
+    """Run (or continue) the search ``config`` describes in ``runs_dir/<name>``; returns the trials table."""
+    import logging
+
+    import optuna
+    import ray
+    from ray import tune
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Tune's result grid looks for the per-trial result.json files we turn off; trials.csv holds the results.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    paths, space, job = prepare_run(config, runs_dir)
+    if paths.config.exists():
+        _check_same_run(paths, config)
+    started_ray = _connect_ray(config.ray.address)
+    try:
+        paths.checkpoints.mkdir(parents=True, exist_ok=True)
+        paths.config.write_text(config.to_yaml())
+        scheduler = _make_scheduler(config)
+
+        def cost_of(arch: Architecture):
+            return count_cost(arch, job.input_size, job.num_classes, config.cost_convention, job.small_input)
+
+        attempt = 1 + sum(1 for _ in paths.ray.glob("attempt-*")) if paths.ray.exists() else 1
+        with _Progress(progress, config) as view:
+            searcher = _make_searcher(config, space, paths, cost_of, scheduler, view)
+            resources = {"cpu": config.resources.cpu, "gpu": config.resources.gpu}
+            tuner = tune.Tuner(
+                tune.with_resources(tune.with_parameters(run_trial, job=job), resources),
+                tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=-1,
+                                            max_concurrent_trials=config.max_concurrent, reuse_actors=True),
+                run_config=tune.RunConfig(name=f"attempt-{attempt}", storage_path=str(paths.ray), verbose=0,
+                                          failure_config=tune.FailureConfig(fail_fast=False)))
+            tuner.fit()
+        return trials_table(searcher.study, [param_name(b) for b in space.blocks])
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+
+def _make_scheduler(config: SearchConfig):
+    if config.scheduler.name != "mo-asha":
+        return None
+    from .schedulers import MultiObjectiveASHA
+
+    objectives = [(OBJECTIVE_COLUMNS[o][0], OBJECTIVE_COLUMNS[o][1]) for o in config.objectives]
+    return MultiObjectiveASHA(objectives, config.training.epochs, grace_period=config.scheduler.grace_period,
+                              reduction_factor=config.scheduler.reduction_factor)
+
+
+def _check_same_run(paths: RunPaths, config: SearchConfig) -> None:
+    """A run name may be reused only to continue the same search (a larger n_trials or another address is fine)."""
+    saved = load_search_config(paths.config).model_dump()
+    current = config.model_dump()
+    for key in ("n_trials", "ray", "max_concurrent", "resources"):
+        saved.pop(key), current.pop(key)
+    differ = sorted(k for k in current if current[k] != saved[k])
+    if differ:
+        raise InvalidInput(f"run {paths.root} already exists with a different config ({', '.join(differ)}); "
+                           f"continue it with `ulsam-search resume {paths.root}` or choose another --name")
+
+
+def resume_search(run_dir: str | os.PathLike, *, progress: bool = True, address: str | None = None):
+    """Continue the run in ``run_dir`` from its frozen config and Optuna journal."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise InvalidInput(f"{run_dir} is not a run directory (no config.yaml); runs live in runs/<name>/")
+    config = load_search_config(run_dir / "config.yaml").with_overrides(name=run_dir.resolve().name, address=address)
+    return run_search(config, run_dir.resolve().parent, progress=progress)
