@@ -55,9 +55,10 @@ class TrainingConfig(_Strict):
     amp: Literal[AMP_MODES] = "auto"
     channels_last: bool = True
     seed: int = 0
+    pretrained: str | None = None  # a state_dict loaded into every layer that matches (e.g. torchvision's)
 
     def train_config(self, device: str = "auto") -> TrainConfig:
-        fields = self.model_dump(exclude={"batch_size"})
+        fields = self.model_dump(exclude={"batch_size", "pretrained"})
         return TrainConfig(**fields, device=device)
 
 

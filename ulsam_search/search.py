@@ -28,7 +28,7 @@ from .data import dataset_info, load_data
 from .errors import InvalidInput
 from .results import COMPLETE, FAILED, INFEASIBLE, OBJECTIVE_COLUMNS, PRUNED, pareto_set, trials_table, write_table
 from .space import SearchSpace, build_space, param_name
-from .train import fit, load_checkpoint, seed_everything
+from .train import fit, load_checkpoint, load_pretrained, seed_everything
 
 # Tune's per-trial CSV/JSON/TensorBoard loggers cost time per result and duplicate trials.csv.
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -94,6 +94,8 @@ def run_trial(trial_config: dict, job: TrialJob) -> None:
                          train_limit=config.dataset.train_limit)
         seed_everything(config.training.seed)
         model = build_model(arch, data.num_classes, small_input=job.small_input)
+        if config.training.pretrained:
+            load_pretrained(model, config.training.pretrained)
         if "latency" in config.objectives:
             base["latency_ms"] = measure_latency(model, job.input_size, batch=1, device=device).median_ms
         checkpoint = Path(job.checkpoints) / f"trial_{trial_config['number']:05d}.pt"
@@ -121,17 +123,21 @@ def _last_metrics(state: dict):
     return EpochMetrics(**state["history"][-1])
 
 
-def make_sampler(config: SearchConfig, space: SearchSpace):
-    """The Optuna sampler the config names, always passed explicitly (Optuna 5 changed the MO default)."""
+def make_sampler(config: SearchConfig, space: SearchSpace, trials_so_far: int = 0):
+    """The Optuna sampler the config names, always passed explicitly (Optuna 5 changed the MO default).
+
+    A resumed run seeds it with ``seed + trials_so_far``: the same seed would replay the first proposals.
+    """
     import optuna
 
     options = dict(config.sampler.options)
+    seed = config.sampler.seed + trials_so_far
     factories = {
-        "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=config.sampler.seed, **options),
-        "tpe": lambda: optuna.samplers.TPESampler(seed=config.sampler.seed, **options),
-        "gp": lambda: optuna.samplers.GPSampler(seed=config.sampler.seed, **options),
-        "random": lambda: optuna.samplers.RandomSampler(seed=config.sampler.seed, **options),
-        "grid": lambda: optuna.samplers.GridSampler(space.grid(), seed=config.sampler.seed, **options),
+        "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed, **options),
+        "tpe": lambda: optuna.samplers.TPESampler(seed=seed, **options),
+        "gp": lambda: optuna.samplers.GPSampler(seed=seed, **options),
+        "random": lambda: optuna.samplers.RandomSampler(seed=seed, **options),
+        "grid": lambda: optuna.samplers.GridSampler(space.grid(), seed=seed, **options),
     }
     try:
         return factories[config.sampler.name]()
@@ -201,6 +207,8 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
     from ray.tune.search.optuna import OptunaSearch
 
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(paths.journal)))
+    existing = optuna.study.get_all_study_names(storage)
+    trials_so_far = len(optuna.load_study(study_name=STUDY_NAME, storage=storage).trials) if existing else 0
     blocks = [param_name(b) for b in space.blocks]
     objectives = list(config.objectives)
     budget = config.training.epochs
@@ -209,7 +217,7 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
     class Searcher_(OptunaSearch):
         def __init__(self) -> None:
             super().__init__(space=lambda trial: {"arch": str(space.suggest(trial))}, metric=objectives,
-                             mode=[OBJECTIVES[o] for o in objectives], sampler=make_sampler(config, space),
+                             mode=[OBJECTIVES[o] for o in objectives], sampler=make_sampler(config, space, trials_so_far),
                              study_name=STUDY_NAME, storage=storage)
             self.study = self._ot_study
             self.finished: dict[str, optuna.trial.FrozenTrial] = {}
@@ -376,6 +384,8 @@ def prepare_run(config: SearchConfig, runs_dir: str | os.PathLike = "runs") -> t
                             download=data.download)
     except InvalidInput as error:
         raise InvalidInput(f"dataset: {error}") from None
+    if config.training.pretrained and not Path(config.training.pretrained).is_file():
+        raise InvalidInput(f"training.pretrained: {config.training.pretrained} does not exist")
     small_input = info.small_input if config.small_input is None else config.small_input
     cheapest = count_cost(space.cheapest(), info.input_size, info.num_classes, config.cost_convention, small_input)
     for field, limit, value in (("max_macs", config.constraints.max_macs, cheapest.macs),
