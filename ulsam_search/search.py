@@ -86,7 +86,7 @@ def run_trial(trial_config: dict, job: TrialJob) -> None:
     node = ray.get_runtime_context().get_node_id()[:12]
     started = time.perf_counter()
     base = {"arch": str(arch), "number": trial_config["number"], "node": node,
-            "epochs_budget": config.training.epochs}
+            "epochs_budget": config.training.epochs, "started_at": time.time()}
     try:
         data = load_data(config.dataset.name, config.dataset.root, batch_size=config.training.batch_size,
                          input_size=config.dataset.input_size, workers=config.dataset.workers, device=device,
@@ -297,7 +297,7 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
             result = result or {}
             epochs = int(result.get("epoch") or 0)
             ot_trial.set_user_attr("trial_id", trial_id)
-            for key in ("top1", "top5", "val_loss", "latency_ms", "seconds", "node"):
+            for key in ("top1", "top5", "val_loss", "latency_ms", "seconds", "node", "started_at"):
                 if result.get(key) is not None:
                     ot_trial.set_user_attr(key, result[key])
             ot_trial.set_user_attr("epochs_done", epochs)
@@ -326,8 +326,8 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
                 self._copy(duplicate, frozen)
 
         def _copy(self, ot_trial, earlier) -> None:
-            for key, value in earlier.user_attrs.items():
-                if key not in ot_trial.user_attrs or key in ("status", "feasible"):
+            for key, value in earlier.user_attrs.items():  # the results, not the run that produced them
+                if key not in ("trial_id", "seconds", "started_at", "node"):
                     ot_trial.set_user_attr(key, value)
             _constrain(ot_trial, *(earlier.constraints.get(k, 0.0) for k in ("max_macs", "max_params", "min_top1")))
             ot_trial.set_user_attr("duplicate_of", earlier.number)

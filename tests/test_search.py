@@ -1,0 +1,144 @@
+"""Searches on real Ray (a local instance, and a 2-node ray.cluster_utils.Cluster) with real training on digits."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import ray
+import yaml
+
+from ulsam_search.config import SearchConfig
+from ulsam_search.cost import count_cost
+from ulsam_search.results import pareto_set
+from ulsam_search.search import STUDY_NAME, run_search
+
+pytestmark = pytest.mark.slow
+
+BASELINE = "mobilenet_v1@0.25"
+
+
+def tiny(**changes) -> SearchConfig:
+    """mobilenet_v1@0.25 on 128 digits for 2 epochs: about a second of training per trial."""
+    config = dict(name="tiny", backbone="mobilenet_v1", width=0.25, dataset={"name": "digits", "train_limit": 128},
+                  training={"epochs": 2, "batch_size": 64, "warmup_epochs": 0.5},
+                  space={"blocks": [7, 9], "groups": [1, 2]}, sampler={"name": "random", "seed": 1},
+                  n_trials=6, max_concurrent=2)
+    for key, value in changes.items():
+        config[key] = {**config[key], **value} if isinstance(value, dict) and key in config else value
+    return SearchConfig(**config)
+
+
+@pytest.fixture
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+def _study(run_dir: Path) -> optuna.Study:
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(run_dir / "optuna.log")))
+    return optuna.load_study(study_name=STUDY_NAME, storage=storage)
+
+
+def test_local_search_statuses_duplicates_and_study_agree(local_ray, tmp_path):
+    baseline_macs = count_cost(BASELINE, 32, 10, "paper", True).macs
+    # One block, 5 architectures: inserting ULSAM costs MACs and breaks max_macs (INFEASIBLE, never trained);
+    # 8 trials over 3 feasible architectures must reuse an earlier result instead of training again.
+    config = tiny(space={"blocks": [8]}, n_trials=8, constraints={"max_macs": baseline_macs})
+    table = run_search(config, tmp_path, progress=False)
+    run_dir = tmp_path / "tiny"
+    assert {p.name for p in run_dir.iterdir()} >= {"config.yaml", "trials.csv", "optuna.log", "ray", "checkpoints"}
+    assert pd.read_csv(run_dir / "trials.csv")["number"].tolist() == table["number"].tolist() == list(range(8))
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["constraints"]["max_macs"] == baseline_macs
+
+    infeasible = table[table["status"] == "INFEASIBLE"]
+    assert len(infeasible) > 0 and infeasible["arch"].str.contains(r":8\+").all()
+    assert (infeasible["macs"] > baseline_macs).all() and (infeasible["epochs_done"] == 0).all()
+    assert infeasible["trial_id"].isna().all()  # never became a Ray trial
+    complete = table[table["status"] == "COMPLETE"]
+    assert set(table["status"]) == {"INFEASIBLE", "COMPLETE"} and (complete["epochs_done"] == 2).all()
+    trained = complete[complete["duplicate_of"].isna()]
+    duplicates = table[table["duplicate_of"].notna()]
+    assert trained["arch"].is_unique and len(duplicates) >= 1 and duplicates["trial_id"].isna().all()
+    assert len(list((run_dir / "checkpoints").glob("trial_*.pt"))) == len(trained)
+    for row in duplicates.itertuples():
+        original = table.loc[int(row.duplicate_of)]
+        assert (row.arch, row.status) == (original.arch, original.status)
+        assert pd.isna(row.top1) and pd.isna(original.top1) or row.top1 == original.top1
+    assert (table["block_8"] == table["arch"].map(lambda a: a.split(":8")[1] if ":8" in a else "none")).all()
+
+    # The Optuna study agrees with the table, trial by trial.
+    study = _study(run_dir)
+    assert len(study.trials) == 8
+    for trial, row in zip(study.trials, table.itertuples()):
+        assert trial.number == row.number and trial.user_attrs["arch"] == row.arch
+        assert trial.state == optuna.trial.TrialState.COMPLETE
+        # An infeasible trial is told top-1 0 (worst) so samplers steer away; the table leaves it empty.
+        assert trial.values == [0.0 if row.status == "INFEASIBLE" else row.top1, row.macs]
+        assert (trial.constraints["max_macs"] > 0) == (row.status == "INFEASIBLE")
+    # Two trials ran at the same time (max_concurrent 2 on 2 CPUs).
+    spans = sorted((r.started_at, r.started_at + r.seconds) for r in trained.itertuples())
+    assert len(spans) < 2 or any(b[0] < a[1] for a, b in zip(spans, spans[1:]))
+
+
+def test_mo_asha_prunes_and_pruned_trials_never_reach_the_front(local_ray, tmp_path):
+    config = tiny(training={"epochs": 3}, n_trials=8, sampler={"name": "nsga2", "seed": 0,
+                                                               "options": {"population_size": 4}},
+                  scheduler={"name": "mo-asha", "grace_period": 1, "reduction_factor": 2})
+    table = run_search(config, tmp_path, progress=False)
+    pruned = table[table["status"] == "PRUNED"]
+    assert len(table) == 8 and len(pruned) >= 1
+    assert (pruned["epochs_done"] < 3).all() and (pruned["epochs_done"] >= 1).all()
+    assert (table.loc[table["status"] == "COMPLETE", "epochs_done"] == 3).all()
+    front = pareto_set(table, config.objectives)
+    assert len(front) >= 1 and not set(front["number"]) & set(pruned["number"])
+    states = {t.number: t.state for t in _study(tmp_path / "tiny").trials}
+    assert all(states[n] == optuna.trial.TrialState.PRUNED for n in pruned["number"])
+
+
+def test_two_node_cluster_runs_trials_on_both_nodes(tmp_path):
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    cluster.add_node(num_cpus=1)
+    try:
+        config = tiny(n_trials=4, ray={"address": cluster.address}, space={"blocks": [7, 9, 11]})
+        table = run_search(config, tmp_path, progress=False)
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    trained = table[table["trial_id"].notna()]
+    assert len(table) == 4 and trained["node"].nunique() == 2, table[["number", "node"]]
+
+
+def test_resume_after_the_driver_is_killed(tmp_path):
+    config_path = tmp_path / "tiny.yaml"
+    config_path.write_text(tiny(n_trials=7, space={"blocks": [7, 9, 11]}).to_yaml())
+    exe = str(Path(sys.executable).parent / "ulsam-search")
+    driver = subprocess.Popen([exe, "run", str(config_path), "--runs-dir", str(tmp_path), "--quiet"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    trials = tmp_path / "tiny" / "trials.csv"
+    deadline = time.time() + 240
+    while time.time() < deadline and (not trials.exists() or len(pd.read_csv(trials)) < 2):
+        assert driver.poll() is None, driver.stderr.read().decode()
+        time.sleep(0.5)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    before = pd.read_csv(trials)
+    assert 2 <= len(before) < 7
+    resumed = subprocess.run([exe, "resume", str(tmp_path / "tiny"), "--quiet"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    after = pd.read_csv(trials)
+    assert after["number"].tolist() == list(range(7)) and (after["status"] == "COMPLETE").all()
+    kept = after.set_index("number").loc[before["number"], ["trial_id", "arch", "top1", "seconds"]]
+    assert kept.reset_index(drop=True).equals(before[["trial_id", "arch", "top1", "seconds"]])  # nothing re-run
+    assert len(_study(tmp_path / "tiny").trials) == 7
+    assert {p.name for p in (tmp_path / "tiny" / "ray").iterdir()} == {"attempt-1", "attempt-2"}
+    assert "7 trials (7 complete" in resumed.stdout
