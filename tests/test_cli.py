@@ -142,3 +142,36 @@ def test_train_bad_input_writes_nothing(capsys, tmp_path):
 
 
 TINY_ARCH = "mobilenet_v1@0.25"
+
+
+@pytest.mark.parametrize("config_text, extra, message", [
+    ("bogus: 1\n", [], "config cfg.yaml: bogus: unknown key; valid keys here: name, backbone"),
+    ("training: {epochs: three}\n", [], "config cfg.yaml: training.epochs: Input should be a valid integer"),
+    ("space: {blocks: [12, 15], ops: [none]}\n", [], "space: nothing to search"),
+    ("space: {blocks: [12, 15], groups: [1, 7]}\n", [], "space.groups: g=7 divides the channels of no candidate"),
+    ("space: {blocks: [12]}\nconstraints: {max_macs: 1000}\n", [],
+     "constraints.max_macs: 1,000 is below the cheapest architecture in the space (mobilenet_v2:12=16:"),
+    ("dataset: {name: cifar10, root: /nonexistent}\n", [], "dataset: cifar10 not found: expected /nonexistent/"),
+    ("space: {blocks: [12]}\n", ["--address", "127.0.0.1:1"], "ray.address 127.0.0.1:1 is unreachable"),
+    ("space: {blocks: [12]}\n", ["--n-trials", "0"], "argument --n-trials: expected a positive integer, got '0'"),
+])
+def test_run_bad_input_exits_2_and_writes_nothing(capsys, tmp_path, config_text, extra, message):
+    config = tmp_path / "cfg.yaml"
+    config.write_text(config_text)
+    runs = tmp_path / "runs"
+    code, out, err = run(capsys, "run", str(config), "--runs-dir", str(runs), *extra)
+    assert (code, out) == (2, "") and err.count("\n") == 1 and message in err, err
+    assert not runs.exists()
+
+
+def test_resume_and_rerun_refuse_what_they_cannot_continue(capsys, tmp_path):
+    code, _, err = run(capsys, "resume", str(tmp_path))
+    assert code == 2 and "is not a run directory (no config.yaml)" in err
+    run_dir = tmp_path / "runs" / "cfg"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text("name: cfg\nspace: {blocks: [12]}\nn_trials: 3\n")
+    config = tmp_path / "cfg.yaml"
+    config.write_text("space: {blocks: [12, 15]}\n")
+    code, _, err = run(capsys, "run", str(config), "--runs-dir", str(tmp_path / "runs"))
+    assert code == 2 and "already exists with a different config (space); continue it with `ulsam-search resume" in err
+    assert sorted(p.name for p in run_dir.iterdir()) == ["config.yaml"]
