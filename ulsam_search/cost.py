@@ -78,7 +78,11 @@ def count_model(model: nn.Module, input_size: int = 224, convention: str = "pape
     _check_convention(convention)
     if input_size <= 0:
         raise InvalidInput(f"input size must be a positive integer, got {input_size}")
-    model = copy.deepcopy(model).cpu().float().eval()
+    return _profile(copy.deepcopy(model).cpu().float().eval(), input_size, convention)
+
+
+def _profile(model: nn.Module, input_size: int, convention: str) -> tuple[int, int]:
+    """Count a model this module owns: thop leaves hooks and attributes on it."""
 
     def count_ulsam(module: ULSAM, inputs, output) -> None:
         _, m, h, w = inputs[0].shape
@@ -119,8 +123,10 @@ def count_cost(arch: Architecture | str, input_size: int = 224, num_classes: int
 @functools.lru_cache(maxsize=4096)
 def _cached_cost(arch: str, input_size: int, num_classes: int, convention: str, small_input: bool) -> Cost:
     _check_convention(convention)
-    model = build_model(arch, num_classes=num_classes, small_input=small_input)
-    params, macs = count_model(model, input_size, convention)
+    if input_size <= 0:
+        raise InvalidInput(f"input size must be a positive integer, got {input_size}")
+    model = build_model(arch, num_classes=num_classes, small_input=small_input).eval()
+    params, macs = _profile(model, input_size, convention)  # a model built here: no copy needed
     return Cost(arch, input_size, num_classes, convention, small_input, params, macs)
 
 

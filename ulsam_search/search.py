@@ -74,16 +74,26 @@ class TrialJob:
 
 
 def run_trial(trial_config: dict, job: TrialJob) -> None:
-    """The Ray Tune trainable: train one architecture, report every objective after every epoch."""
+    """The Ray Tune trainable: ``train_trial`` reporting to Tune (the scheduler and the searcher read it)."""
     import ray
-    import torch
     from ray import tune
+
+    train_trial(trial_config, job, tune.report, node=ray.get_runtime_context().get_node_id()[:12],
+                use_gpu=bool(ray.get_gpu_ids()))
+
+
+def train_trial(trial_config: dict, job: TrialJob, report: Callable[[dict], None], *, node: str = "local",
+                use_gpu: bool = False) -> None:
+    """Train one architecture and ``report`` every objective after every epoch; a failure is reported, not raised.
+
+    The trial's checkpoint (``checkpoints/trial_<number>.pt``) makes a relaunched trial continue where it stopped.
+    """
+    import torch
 
     config = job.config
     torch.set_num_threads(max(1, int(config.resources.cpu)))
-    device = "cuda" if torch.cuda.is_available() and ray.get_gpu_ids() else "cpu"
+    device = "cuda" if use_gpu and torch.cuda.is_available() else "cpu"
     arch = Architecture.parse(trial_config["arch"])
-    node = ray.get_runtime_context().get_node_id()[:12]
     started = time.perf_counter()
     base = {"arch": str(arch), "number": trial_config["number"], "node": node,
             "epochs_budget": config.training.epochs, "started_at": time.time()}
@@ -101,20 +111,20 @@ def run_trial(trial_config: dict, job: TrialJob) -> None:
         checkpoint = Path(job.checkpoints) / f"trial_{trial_config['number']:05d}.pt"
         resume = load_checkpoint(checkpoint) if checkpoint.exists() else None
 
-        def report(metrics) -> None:
+        def report_epoch(metrics) -> None:
             base["epoch"] = metrics.epoch
-            tune.report({**base, "top1": metrics.top1, "top5": metrics.top5,
-                         "val_loss": metrics.val_loss, "macs": trial_config["macs"], "params": trial_config["params"],
-                         "seconds": time.perf_counter() - started})
+            report({**base, "top1": metrics.top1, "top5": metrics.top5, "val_loss": metrics.val_loss,
+                    "macs": trial_config["macs"], "params": trial_config["params"],
+                    "seconds": time.perf_counter() - started})
 
         if resume is not None and len(resume["history"]) >= config.training.epochs:
-            report(_last_metrics(resume))
+            report_epoch(_last_metrics(resume))
             return
-        fit(model, data, config.training.train_config(device), callback=report, checkpoint_path=checkpoint,
+        fit(model, data, config.training.train_config(device), callback=report_epoch, checkpoint_path=checkpoint,
             resume=resume)
     except Exception as error:  # recorded as FAILED with its message; the search goes on
-        tune.report({"epoch": 0, **base, "error": f"{type(error).__name__}: {error}",
-                     "seconds": time.perf_counter() - started})
+        report({"epoch": 0, **base, "error": f"{type(error).__name__}: {error}",
+                "seconds": time.perf_counter() - started})
 
 
 def _last_metrics(state: dict):

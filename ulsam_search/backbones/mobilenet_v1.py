@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.ops.misc import Conv2dNormActivation
 
-from ._common import Block, MobileNet, _make_divisible, make_block_table, stem_stride
+from ._common import Block, ConvBNAct, MobileNet, _make_divisible, make_block_table, stem_stride
 
 WIDTHS = (0.25, 0.5, 0.75, 1.0)
 # (output channels, stride) of layers 1..13 at width 1.0 (the MobileNet paper's Table 1)
@@ -25,8 +24,8 @@ def block_table(width: float = 1.0, small_input: bool = False, input_size: int =
 class DepthwiseSeparable(nn.Module):
     def __init__(self, inp: int, oup: int, stride: int) -> None:
         super().__init__()
-        self.dw = Conv2dNormActivation(inp, inp, kernel_size=3, stride=stride, groups=inp, activation_layer=nn.ReLU)
-        self.pw = Conv2dNormActivation(inp, oup, kernel_size=1, activation_layer=nn.ReLU)
+        self.dw = ConvBNAct(inp, inp, kernel_size=3, stride=stride, groups=inp, activation_layer=nn.ReLU)
+        self.pw = ConvBNAct(inp, oup, kernel_size=1, activation_layer=nn.ReLU)
         self.out_channels = oup
         self.attn: nn.Module = nn.Identity()
 
@@ -37,7 +36,7 @@ class DepthwiseSeparable(nn.Module):
 def mobilenet_v1(width: float = 1.0, num_classes: int = 1000, small_input: bool = False, dropout: float = 0.2) -> MobileNet:
     blocks = block_table(width, small_input)
     features: list[nn.Module] = [
-        Conv2dNormActivation(3, blocks[0].c_in, stride=stem_stride(small_input), activation_layer=nn.ReLU)
+        ConvBNAct(3, blocks[0].c_in, stride=stem_stride(small_input), activation_layer=nn.ReLU)
     ]
     features += [DepthwiseSeparable(b.c_in, b.c_out, b.stride) for b in blocks]
     return MobileNet(features, blocks[-1].c_out, num_classes, dropout)

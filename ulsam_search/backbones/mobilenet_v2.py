@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.ops.misc import Conv2dNormActivation
 
-from ._common import Block, MobileNet, _make_divisible, make_block_table, stem_stride
+from ._common import Block, ConvBNAct, MobileNet, _make_divisible, make_block_table, stem_stride
 
 WIDTHS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 # expansion t, output channels c, repeats n, first stride s (the MobileNet-V2 paper's Table 2)
@@ -33,9 +32,9 @@ class InvertedResidual(nn.Module):
         self.use_res_connect = stride == 1 and inp == oup
         layers: list[nn.Module] = []
         if expand_ratio != 1:
-            layers.append(Conv2dNormActivation(inp, hidden_dim, kernel_size=1, activation_layer=nn.ReLU6))
+            layers.append(ConvBNAct(inp, hidden_dim, kernel_size=1, activation_layer=nn.ReLU6))
         layers += [
-            Conv2dNormActivation(hidden_dim, hidden_dim, stride=stride, groups=hidden_dim, activation_layer=nn.ReLU6),
+            ConvBNAct(hidden_dim, hidden_dim, stride=stride, groups=hidden_dim, activation_layer=nn.ReLU6),
             nn.Conv2d(hidden_dim, oup, 1, 1, 0, bias=False),
             nn.BatchNorm2d(oup),
         ]
@@ -52,8 +51,8 @@ def mobilenet_v2(width: float = 1.0, num_classes: int = 1000, small_input: bool 
     blocks = block_table(width, small_input)
     last_channel = _make_divisible(1280 * max(1.0, width))
     features: list[nn.Module] = [
-        Conv2dNormActivation(3, blocks[0].c_in, stride=stem_stride(small_input), activation_layer=nn.ReLU6)
+        ConvBNAct(3, blocks[0].c_in, stride=stem_stride(small_input), activation_layer=nn.ReLU6)
     ]
     features += [InvertedResidual(b.c_in, b.c_out, b.stride, b.expand_ratio) for b in blocks]
-    features.append(Conv2dNormActivation(blocks[-1].c_out, last_channel, kernel_size=1, activation_layer=nn.ReLU6))
+    features.append(ConvBNAct(blocks[-1].c_out, last_channel, kernel_size=1, activation_layer=nn.ReLU6))
     return MobileNet(features, last_channel, num_classes, dropout)
