@@ -58,7 +58,7 @@ def test_variants_json(capsys):
     (["count", "mobilenet_v2", "--num-classes", "-3"], "argument --num-classes: expected a positive integer"),
     (["count", "mobilenet_v2", "--convention", "flops"], "argument --convention: invalid choice: 'flops'"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
-    (["bench", "nope"], "unknown benchmark 'nope'; valid: train, ulsam"),
+    (["bench", "nope"], "unknown benchmark 'nope'; valid: search, train, ulsam"),
 ])
 def test_bad_input_exits_2_with_one_line(capsys, argv, message):
     code, out, err = run(capsys, *argv)
@@ -175,3 +175,9 @@ def test_resume_and_rerun_refuse_what_they_cannot_continue(capsys, tmp_path):
     code, _, err = run(capsys, "run", str(config), "--runs-dir", str(tmp_path / "runs"))
     assert code == 2 and "already exists with a different config (space); continue it with `ulsam-search resume" in err
     assert sorted(p.name for p in run_dir.iterdir()) == ["config.yaml"]
+
+
+@pytest.mark.slow
+def test_bench_search_quick(capsys):
+    code, out, _ = run(capsys, "bench", "search", "--quick")
+    assert code == 0 and "overhead s/trial" in out and "1 -> 2 concurrent" in out
