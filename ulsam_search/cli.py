@@ -162,6 +162,8 @@ def _cmd_train(args) -> None:
                          compile=args.compile, seed=args.seed, device=args.device)
     device, _ = resolve_runtime(config)
     out = Path(args.out) if args.out else None
+    if out is None and args.resume and Path(args.resume).is_dir():
+        out = Path(args.resume)  # a resumed run keeps checkpointing where it was
     if out is not None:
         _check_out_dir(out, resuming=args.resume is not None)
     resume = _resume_state(args.resume, arch)
@@ -226,6 +228,9 @@ def _print_run_summary(table, config, root: Path) -> None:
     front = pareto_set(table, config.objectives)
     summary = ", ".join(f"{counts.get(s, 0)} {s.lower()}" for s in ("COMPLETE", "PRUNED", "FAILED", "INFEASIBLE"))
     _console().print(f"{len(table)} trials ({summary}); Pareto set of {len(front)}; results in {root}")
+    if len(table) < config.n_trials:
+        print(f"stopped after {len(table)} of {config.n_trials} trials; continue with `ulsam-search resume {root}`",
+              file=sys.stderr)
 
 
 def _cmd_run(args) -> None:
