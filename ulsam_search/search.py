@@ -19,7 +19,7 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from .arch import Architecture, build_model
 from .config import OBJECTIVES, SearchConfig, load_search_config
@@ -28,7 +28,7 @@ from .data import dataset_info, load_data
 from .errors import InvalidInput
 from .results import COMPLETE, FAILED, INFEASIBLE, OBJECTIVE_COLUMNS, PRUNED, pareto_set, trials_table, write_table
 from .space import SearchSpace, build_space, param_name
-from .train import fit, load_checkpoint, load_pretrained, seed_everything
+from .train import EpochMetrics, load_checkpoint, load_pretrained, seed_everything, train_epochs
 
 # Tune's per-trial CSV/JSON/TensorBoard loggers cost time per result and duplicate trials.csv.
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -73,64 +73,92 @@ class TrialJob:
     num_classes: int
 
 
-def run_trial(trial_config: dict, job: TrialJob) -> None:
-    """The Ray Tune trainable: ``train_trial`` reporting to Tune (the scheduler and the searcher read it)."""
-    import ray
-    from ray import tune
+def trial_results(trial_config: dict, job: TrialJob, *, node: str = "local",
+                  use_gpu: bool = False) -> Iterator[dict]:
+    """Train one architecture, yielding a result with every objective after every epoch.
 
-    train_trial(trial_config, job, tune.report, node=ray.get_runtime_context().get_node_id()[:12],
-                use_gpu=bool(ray.get_gpu_ids()))
-
-
-def train_trial(trial_config: dict, job: TrialJob, report: Callable[[dict], None], *, node: str = "local",
-                use_gpu: bool = False) -> None:
-    """Train one architecture and ``report`` every objective after every epoch; a failure is reported, not raised.
-
-    The trial's checkpoint (``checkpoints/trial_<number>.pt``) makes a relaunched trial continue where it stopped.
+    A failure is yielded as a last result with an ``error`` message rather than raised. The trial's checkpoint
+    (``checkpoints/trial_<number>.pt``) makes a relaunched trial continue where it stopped.
     """
     import torch
 
     config = job.config
     torch.set_num_threads(max(1, int(config.resources.cpu)))
     device = "cuda" if use_gpu and torch.cuda.is_available() else "cpu"
-    arch = Architecture.parse(trial_config["arch"])
     started = time.perf_counter()
-    base = {"arch": str(arch), "number": trial_config["number"], "node": node,
-            "epochs_budget": config.training.epochs, "started_at": time.time()}
+    base = {"arch": trial_config["arch"], "number": trial_config["number"], "node": node,
+            "epochs_budget": config.training.epochs, "started_at": time.time(), "epoch": 0}
     try:
         data = load_data(config.dataset.name, config.dataset.root, batch_size=config.training.batch_size,
                          input_size=config.dataset.input_size, workers=config.dataset.workers, device=device,
                          seed=config.training.seed, num_classes=config.dataset.num_classes,
                          train_limit=config.dataset.train_limit)
         seed_everything(config.training.seed)
-        model = build_model(arch, data.num_classes, small_input=job.small_input)
+        model = build_model(trial_config["arch"], data.num_classes, small_input=job.small_input)
         if config.training.pretrained:
             load_pretrained(model, config.training.pretrained)
         if "latency" in config.objectives:
             base["latency_ms"] = measure_latency(model, job.input_size, batch=1, device=device).median_ms
         checkpoint = Path(job.checkpoints) / f"trial_{trial_config['number']:05d}.pt"
         resume = load_checkpoint(checkpoint) if checkpoint.exists() else None
-
-        def report_epoch(metrics) -> None:
-            base["epoch"] = metrics.epoch
-            report({**base, "top1": metrics.top1, "top5": metrics.top5, "val_loss": metrics.val_loss,
-                    "macs": trial_config["macs"], "params": trial_config["params"],
-                    "seconds": time.perf_counter() - started})
-
         if resume is not None and len(resume["history"]) >= config.training.epochs:
-            report_epoch(_last_metrics(resume))
-            return
-        fit(model, data, config.training.train_config(device), callback=report_epoch, checkpoint_path=checkpoint,
-            resume=resume)
+            epochs = iter([EpochMetrics(**resume["history"][-1])])  # finished before the driver heard of it
+        else:
+            epochs = train_epochs(model, data, config.training.train_config(device), checkpoint_path=checkpoint,
+                                  resume=resume)
+        for metrics in epochs:
+            base["epoch"] = metrics.epoch
+            yield {**base, "top1": metrics.top1, "top5": metrics.top5, "val_loss": metrics.val_loss,
+                   "macs": trial_config["macs"], "params": trial_config["params"],
+                   "seconds": time.perf_counter() - started}
     except Exception as error:  # recorded as FAILED with its message; the search goes on
-        report({"epoch": 0, **base, "error": f"{type(error).__name__}: {error}",
-                "seconds": time.perf_counter() - started})
+        yield {**base, "error": f"{type(error).__name__}: {error}", "seconds": time.perf_counter() - started}
 
 
-def _last_metrics(state: dict):
-    from .train import EpochMetrics
+def train_trial(trial_config: dict, job: TrialJob, report: Callable[[dict], None], **kw) -> None:
+    """``trial_results`` without Ray: every result goes to ``report`` (the benchmark's direct baseline)."""
+    for result in trial_results(trial_config, job, **kw):
+        report(result)
 
-    return EpochMetrics(**state["history"][-1])
+
+def _trial_trainable():
+    """The Ray Tune trainable: one epoch per ``step`` in the actor's main thread.
+
+    A class trainable rather than a function one: Tune runs function trainables in a second thread, which made
+    each trial ~30% slower here. Actors are reused between trials (``reset_config``); checkpoints are the
+    trial's own files, so Tune's are empty.
+    """
+    import ray
+    from ray import tune
+
+    class TrialTrainable(tune.Trainable):
+        def setup(self, config: dict, job: TrialJob) -> None:
+            self.job = job
+            self._start(config)
+
+        def _start(self, config: dict) -> None:
+            self.results = trial_results(config, self.job, node=ray.get_runtime_context().get_node_id()[:12],
+                                         use_gpu=bool(ray.get_gpu_ids()))
+
+        def step(self) -> dict:
+            result = next(self.results)
+            return {**result, "done": bool(result.get("error")) or result["epoch"] >= result["epochs_budget"]}
+
+        def reset_config(self, new_config: dict) -> bool:
+            self.results.close()
+            self._start(new_config)
+            return True
+
+        def cleanup(self) -> None:
+            self.results.close()
+
+        def save_checkpoint(self, checkpoint_dir: str) -> dict:
+            return {}
+
+        def load_checkpoint(self, checkpoint) -> None:
+            pass
+
+    return TrialTrainable
 
 
 def make_sampler(config: SearchConfig, space: SearchSpace, trials_so_far: int = 0):
@@ -236,7 +264,7 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
             self.relaunch: list = []  # interrupted trials of an earlier attempt
             for trial in self.study.get_trials(deepcopy=False):
                 if trial.state.is_finished():
-                    self.finished.setdefault(trial.user_attrs["arch"], trial)
+                    self.finished.setdefault(str(space.from_params(trial.params)), trial)
                 else:
                     self.relaunch.append(optuna.trial.Trial(self.study, trial._trial_id))
             self.resumed_from = len(self.finished)
@@ -251,9 +279,9 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
 
         def suggest(self, trial_id: str):
             while True:
-                if self.relaunch:
+                if self.relaunch:  # params are stored at ask time, before anything else can be interrupted
                     ot_trial = self.relaunch.pop(0)
-                    arch = Architecture.parse(ot_trial.user_attrs["arch"])
+                    arch = space.from_params(ot_trial.params)
                 elif self.asked < config.n_trials:
                     super().suggest(trial_id)
                     ot_trial = self._ot_trials.pop(trial_id)
@@ -269,10 +297,10 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
 
         def _route(self, ot_trial, arch: Architecture) -> dict | None:
             """The trial config to launch, or None when the proposal was settled without training."""
+            ot_trial.set_user_attr("arch", str(arch))
             cost = cost_of(arch)
             violations = [cost.macs - constraints.max_macs if constraints.max_macs else 0.0,
                           cost.params - constraints.max_params if constraints.max_params else 0.0]
-            ot_trial.set_user_attr("arch", str(arch))
             ot_trial.set_user_attr("choices", {param_name(b): c for b, c in arch.choices().items()
                                                if param_name(b) in blocks})
             for key, value in (("backbone", arch.backbone), ("width", arch.width), ("macs", cost.macs),
@@ -436,7 +464,7 @@ def run_search(config: SearchConfig, runs_dir: str | os.PathLike = "runs", *, pr
             searcher = _make_searcher(config, space, paths, cost_of, scheduler, view)
             resources = {"cpu": config.resources.cpu, "gpu": config.resources.gpu}
             tuner = tune.Tuner(
-                tune.with_resources(tune.with_parameters(run_trial, job=job), resources),
+                tune.with_resources(tune.with_parameters(_trial_trainable(), job=job), resources),
                 tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=-1,
                                             max_concurrent_trials=config.max_concurrent, reuse_actors=True),
                 run_config=tune.RunConfig(name=f"attempt-{attempt}", storage_path=str(paths.ray), verbose=0,

@@ -16,7 +16,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -207,12 +207,30 @@ def _to_device(images: torch.Tensor, labels: torch.Tensor, device: torch.device,
 def fit(model: nn.Module, data: DataBundle, config: TrainConfig, *,
         callback: Callable[[EpochMetrics], None] | None = None, checkpoint_path: str | os.PathLike | None = None,
         resume: dict | None = None, progress: bool = False) -> TrainResult:
-    """Train ``model`` on ``data`` for ``config.epochs`` epochs, evaluating after each.
+    """Train ``model`` on ``data`` for ``config.epochs`` epochs, evaluating after each (``callback`` sees each).
 
     ``resume`` is a checkpoint from ``load_checkpoint`` (same config up to runtime fields); training continues
     after its epoch. ``checkpoint_path`` receives model, optimizer, schedule, scaler, RNG state and history after
     every epoch. Raises ``TrainingDiverged`` when the loss stops being finite.
     """
+    started = time.perf_counter()
+    history = [EpochMetrics(**m) for m in resume["history"]] if resume is not None else []
+    new: list[EpochMetrics] = []
+    for metrics in train_epochs(model, data, config, checkpoint_path=checkpoint_path, resume=resume,
+                                progress=progress):
+        new.append(metrics)
+        if callback is not None:
+            callback(metrics)
+    train_seconds = sum(m.train_seconds for m in new)
+    rate = sum(m.images_per_second * m.train_seconds for m in new) / train_seconds if train_seconds else 0.0
+    return TrainResult(tuple(history + new), str(resolve_runtime(config)[0]), time.perf_counter() - started, rate)
+
+
+def train_epochs(model: nn.Module, data: DataBundle, config: TrainConfig, *,
+                 checkpoint_path: str | os.PathLike | None = None, resume: dict | None = None,
+                 progress: bool = False) -> Iterator[EpochMetrics]:
+    """``fit`` one epoch at a time: yields each epoch's metrics (after its checkpoint is saved), in the caller's
+    thread, so that a Ray Tune class trainable can run one epoch per ``step``."""
     device, amp_dtype = resolve_runtime(config)
     channels_last = config.channels_last
     seed_everything(config.seed)
@@ -228,8 +246,6 @@ def fit(model: nn.Module, data: DataBundle, config: TrainConfig, *,
     if resume is not None:
         history = _restore(resume, config, model, optimizer, scheduler, scaler)
     step_model = torch.compile(model) if config.compile else model
-    started = time.perf_counter()
-    train_images, train_seconds = 0, 0.0
     with _Progress(progress, data) as bar:
         for epoch in range(len(history) + 1, config.epochs + 1):
             data.train.set_epoch(epoch)
@@ -257,7 +273,6 @@ def fit(model: nn.Module, data: DataBundle, config: TrainConfig, *,
                     bar.advance(step, losses[step - 1].item())
             _sync(device)
             seconds = time.perf_counter() - epoch_start
-            train_images, train_seconds = train_images + seen, train_seconds + seconds
             val_loss, top1, top5 = evaluate(step_model, data.val, device, amp_dtype, channels_last)
             metrics = EpochMetrics(epoch, losses.mean().item(), val_loss, top1, top5,
                                    optimizer.param_groups[0]["lr"], seconds, seen / seconds)
@@ -267,10 +282,9 @@ def fit(model: nn.Module, data: DataBundle, config: TrainConfig, *,
                                 history + [metrics], getattr(model, "arch", None))
             history.append(metrics)
             bar.end_epoch(metrics)
-            if callback is not None:
-                callback(metrics)
-    rate = train_images / train_seconds if train_seconds else 0.0
-    return TrainResult(tuple(history), str(device), time.perf_counter() - started, rate)
+            yield metrics
+
+
 
 
 def _check_finite(losses: torch.Tensor, epoch: int) -> None:
