@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import socket
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,7 +204,8 @@ class _Progress:
             from rich.console import Console
             from rich.live import Live
 
-            self.live = Live(console=Console(stderr=True), refresh_per_second=2, transient=False)
+            console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)  # logs: whole ARCH strings
+            self.live = Live(console=console, refresh_per_second=2, transient=False)
             self.live.__enter__()
         return self
 
