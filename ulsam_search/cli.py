@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import runpy
 import sys
 import tempfile
@@ -19,6 +18,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from ._io import atomic_path
 from .arch import build_model
 from .cost import CONVENTIONS, count_cost
 from .data import DATASETS, load_data
@@ -212,9 +212,8 @@ def _cmd_train(args) -> None:
 
 
 def _write_json(path: Path, record: dict) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(record, indent=2) + "\n")
 
 
 def _available_benchmarks() -> list[str]:

@@ -68,16 +68,16 @@ def ulsam_params(module: ULSAM, convention: str) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-def _check_convention(convention: str) -> None:
+def _check_inputs(input_size: int, convention: str) -> None:
     if convention not in CONVENTIONS:
         raise InvalidInput(f"unknown cost convention '{convention}'; valid: {', '.join(CONVENTIONS)}")
+    if input_size <= 0:
+        raise InvalidInput(f"input size must be a positive integer, got {input_size}")
 
 
 def count_model(model: nn.Module, input_size: int = 224, convention: str = "paper") -> tuple[int, int]:
     """(params, MACs) of ``model`` on one ``3 x input_size x input_size`` image; ``model`` is left untouched."""
-    _check_convention(convention)
-    if input_size <= 0:
-        raise InvalidInput(f"input size must be a positive integer, got {input_size}")
+    _check_inputs(input_size, convention)
     return _profile(copy.deepcopy(model).cpu().float().eval(), input_size, convention)
 
 
@@ -122,9 +122,7 @@ def count_cost(arch: Architecture | str, input_size: int = 224, num_classes: int
 
 @functools.lru_cache(maxsize=4096)
 def _cached_cost(arch: str, input_size: int, num_classes: int, convention: str, small_input: bool) -> Cost:
-    _check_convention(convention)
-    if input_size <= 0:
-        raise InvalidInput(f"input size must be a positive integer, got {input_size}")
+    _check_inputs(input_size, convention)
     model = build_model(arch, num_classes=num_classes, small_input=small_input).eval()
     params, macs = _profile(model, input_size, convention)  # a model built here: no copy needed
     return Cost(arch, input_size, num_classes, convention, small_input, params, macs)

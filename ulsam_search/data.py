@@ -33,6 +33,16 @@ DIGITS_VAL_FRACTION = 0.2
 _DIGITS_SPLIT_SEED = 20200301  # fixed: the split never changes with the training seed
 
 
+def is_small_input(side: int) -> bool:
+    """Whether images of this side want the stride-8 backbone (``small_input``): CIFAR and digits do."""
+    return side <= 64
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch's order and augmentation: the same on a resumed run."""
+    return seed * 100_003 + epoch
+
+
 class Batches(Protocol):
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
     def __len__(self) -> int: ...
@@ -55,7 +65,7 @@ class DataBundle:
     @property
     def small_input(self) -> bool:
         """Whether the backbone should keep early resolution (32x32-class data; see ``make_block_table``)."""
-        return self.input_size <= 64
+        return is_small_input(self.input_size)
 
     def describe(self) -> str:
         text = (f"{self.name}: {self.num_train} train / {self.num_val} val images, {self.num_classes} classes, "
@@ -92,7 +102,7 @@ class TensorBatches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         device = self.images.device
-        generator = torch.Generator(device=device).manual_seed(self.seed * 100_003 + self.epoch)
+        generator = torch.Generator(device=device).manual_seed(_epoch_seed(self.seed, self.epoch))
         mean = torch.tensor(self.mean, device=device).view(1, -1, 1, 1) * 255
         std = torch.tensor(self.std, device=device).view(1, -1, 1, 1) * 255
         n = len(self.labels)
@@ -136,7 +146,7 @@ class _SeededLoader:
         return len(self.loader)
 
     def __iter__(self):
-        self.generator.manual_seed(self.seed * 100_003 + self.epoch)
+        self.generator.manual_seed(_epoch_seed(self.seed, self.epoch))
         return iter(self.loader)
 
 
@@ -151,7 +161,7 @@ class DatasetInfo:
 
     @property
     def small_input(self) -> bool:
-        return self.input_size <= 64
+        return is_small_input(self.input_size)
 
 
 def dataset_info(name: str, root: str | os.PathLike | None = None, *, input_size: int | None = None,

@@ -7,11 +7,12 @@ and user attributes, so the table and the study cannot disagree, and a crash bet
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
+
+from ._io import atomic_path
 
 COMPLETE, PRUNED, FAILED, INFEASIBLE = "COMPLETE", "PRUNED", "FAILED", "INFEASIBLE"
 STATUSES = (COMPLETE, PRUNED, FAILED, INFEASIBLE)
@@ -45,10 +46,8 @@ def trials_table(study, block_columns: Sequence[str]) -> pd.DataFrame:
 
 def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write ``frame`` as CSV atomically: readers see the old table or the new one, never half of one."""
-    path = Path(path)
-    temporary = path.with_name(path.name + ".tmp")
-    frame.to_csv(temporary, index=False)
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        frame.to_csv(temporary, index=False)
 
 
 def pareto_mask(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:

@@ -31,10 +31,6 @@ from .results import COMPLETE, FAILED, INFEASIBLE, OBJECTIVE_COLUMNS, PRUNED, pa
 from .space import SearchSpace, build_space, param_name
 from .train import EpochMetrics, load_checkpoint, load_pretrained, seed_everything, train_epochs
 
-# Tune's per-trial CSV/JSON/TensorBoard loggers cost time per result and duplicate trials.csv.
-os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-
 STUDY_NAME = "ulsam-search"
 
 
@@ -264,20 +260,18 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
             self.running: dict[str, int] = {}
             self.waiting: dict[str, list] = {}  # arch -> duplicates proposed while it trains
             self.relaunch: list = []  # interrupted trials of an earlier attempt
-            for trial in self.study.get_trials(deepcopy=False):
+            earlier = self.study.get_trials(deepcopy=False)
+            for trial in earlier:
                 if trial.state.is_finished():
                     self.finished.setdefault(str(space.from_params(trial.params)), trial)
                 else:
                     self.relaunch.append(optuna.trial.Trial(self.study, trial._trial_id))
             self.resumed_from = len(self.finished)
+            self.asked = len(earlier)  # counted from here on, not re-read from the journal at every poll
             self._write()
 
         def save(self, checkpoint_path: str) -> None:
             """Nothing to pickle: the study lives in optuna.log and the routing state is rebuilt from it."""
-
-        @property
-        def asked(self) -> int:
-            return len(self.study.get_trials(deepcopy=False))
 
         def suggest(self, trial_id: str):
             while True:
@@ -286,6 +280,7 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
                     arch = space.from_params(ot_trial.params)
                 elif self.asked < config.n_trials:
                     super().suggest(trial_id)
+                    self.asked += 1
                     ot_trial = self._ot_trials.pop(trial_id)
                     arch = space.from_params(ot_trial.params)
                 else:
@@ -447,6 +442,9 @@ def run_search(config: SearchConfig, runs_dir: str | os.PathLike = "runs", *, pr
     from ray import tune
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Tune's per-trial CSV/JSON/TensorBoard loggers cost time per result and duplicate trials.csv.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # Tune's result grid looks for the per-trial result.json files we turn off; trials.csv holds the results.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     paths, space, job = prepare_run(config, runs_dir)

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._io import atomic_path
 from .arch import LoadReport, load_matching_state_dict
 from .data import DataBundle
 from .errors import InvalidInput
@@ -350,9 +351,8 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.
         "scaler": scaler.state_dict(), "history": [asdict(m) for m in history], "rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save(state, temporary)
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        torch.save(state, temporary)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
