@@ -369,8 +369,9 @@ def _load_tensors(path: str | os.PathLike, what: str):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InvalidInput(f"cannot read {what} {path}: {reason}") from None
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise InvalidInput(f"cannot read {what} {path}: not a torch.save file ({type(error).__name__}"
+                           f"{': ' + detail if detail else ''})") from None
 
 
 def _restore(state: dict, config: TrainConfig, model: nn.Module, optimizer, scheduler, scaler) -> list[EpochMetrics]:
