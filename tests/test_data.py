@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ulsam_search.data import DIGITS_VAL_FRACTION, TensorBatches, dataset_info, load_data
+from ulsam_search.data import DIGITS_VAL_FRACTION, TensorBatches, dataset_info, load_data, read_digits
 from ulsam_search.errors import InvalidInput
 
 
@@ -30,6 +30,15 @@ def test_digits_is_real_split_stratified_and_fixed():
     # Normalised: roughly zero mean, unit spread; three identical grey channels.
     assert abs(val_images.mean().item()) < 0.1 and 0.9 < val_images.std().item() < 1.1
     assert torch.equal(val_images[:, 0], val_images[:, 2])
+
+
+def test_digits_file_is_what_sklearn_loads():
+    from sklearn.datasets import load_digits
+
+    pixels, labels = read_digits()
+    reference = load_digits()
+    np.testing.assert_array_equal(pixels, reference.data)
+    np.testing.assert_array_equal(labels, reference.target)
 
 
 def test_tensor_batches_order_and_augmentation_depend_only_on_seed_and_epoch():
