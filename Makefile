@@ -5,7 +5,10 @@ BIN := $(VENV)/bin
 # torch/torchvision releases pinned for the install (pip takes them from local files where they are cached)
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install test demo bench clean
+# Debian's chromium for the browser test of the HTML report (skipped, with the reason, where it cannot be installed)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: install browser test demo bench clean
 
 $(BIN)/ulsam-search: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,7 +19,12 @@ $(BIN)/ulsam-search: pyproject.toml
 
 install: $(BIN)/ulsam-search
 
-test: install
+browser:
+	@command -v chromium >/dev/null || $(SUDO) apt-get install -y -q chromium >/dev/null 2>&1 \
+		|| ($(SUDO) apt-get update -q >/dev/null 2>&1 && $(SUDO) apt-get install -y -q chromium >/dev/null 2>&1) \
+		|| echo "chromium could not be installed: the browser test will be skipped"
+
+test: install browser
 	$(BIN)/python -m pytest -q
 
 # The quick-start search: a real multi-objective search on digits, about 4 minutes on 2 CPU cores; a second

@@ -58,7 +58,7 @@ def test_variants_json(capsys):
     (["count", "mobilenet_v2", "--num-classes", "-3"], "argument --num-classes: expected a positive integer"),
     (["count", "mobilenet_v2", "--convention", "flops"], "argument --convention: invalid choice: 'flops'"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
-    (["bench", "nope"], "unknown benchmark 'nope'; valid: search, train, ulsam"),
+    (["bench", "nope"], "unknown benchmark 'nope'; valid: report, search, train, ulsam"),
 ])
 def test_bad_input_exits_2_with_one_line(capsys, argv, message):
     code, out, err = run(capsys, *argv)
@@ -181,3 +181,9 @@ def test_resume_and_rerun_refuse_what_they_cannot_continue(capsys, tmp_path):
 def test_bench_search_quick(capsys):
     code, out, _ = run(capsys, "bench", "search", "--quick")
     assert code == 0 and "overhead s/trial" in out and "1 -> 2 concurrent" in out
+
+
+@pytest.mark.slow
+def test_bench_report_quick(capsys):
+    code, out, _ = run(capsys, "bench", "report", "--quick")
+    assert code == 0 and "Pareto set" in out and "index.html MB" in out

@@ -133,7 +133,8 @@ def test_resume_after_the_driver_is_killed(tmp_path):
     driver.wait()
     before = pd.read_csv(trials)
     assert 2 <= len(before) < 7
-    resumed = subprocess.run([exe, "resume", str(tmp_path / "tiny"), "--quiet"], capture_output=True, text=True)
+    resumed = subprocess.run([exe, "resume", str(tmp_path / "tiny"), "--quiet", "--reports-dir",
+                              str(tmp_path / "reports")], capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     after = pd.read_csv(trials)
     assert after["number"].tolist() == list(range(7)) and (after["status"] == "COMPLETE").all()
@@ -142,3 +143,7 @@ def test_resume_after_the_driver_is_killed(tmp_path):
     assert len(_study(tmp_path / "tiny").trials) == 7
     assert {p.name for p in (tmp_path / "tiny" / "ray").iterdir()} == {"attempt-1", "attempt-2"}
     assert "7 trials (7 complete" in resumed.stdout
+    # The report the resumed run ends with holds all of them, the baseline first.
+    report = json.loads((tmp_path / "reports" / "tiny" / "summary.json").read_text())
+    assert report["counts"]["COMPLETE"] == 7 and report["baseline"]["top1"] == after["top1"][0]
+    assert after["arch"][0] == BASELINE

@@ -169,7 +169,7 @@ def _cmd_train(args) -> None:
     resume = _resume_state(args.resume, arch)
     data = load_data(args.dataset, args.data_root, batch_size=args.batch_size, input_size=args.input_size,
                      workers=args.workers, download=args.download, device=device, seed=args.seed,
-                     num_classes=args.num_classes)
+                     num_classes=args.num_classes, train_limit=args.train_limit)
     small_input = data.small_input if args.small_input is None else args.small_input
     seed_everything(args.seed)
     model = build_model(arch, data.num_classes, small_input=small_input)
@@ -220,7 +220,9 @@ def _available_benchmarks() -> list[str]:
     return sorted(p.stem for p in BENCHMARKS_DIR.glob("*.py") if not p.stem.startswith("_"))
 
 
-def _print_run_summary(table, config, root: Path) -> None:
+def _finish_run(table, config, root: Path, reports_dir: str) -> None:
+    """Print what the run holds and write its report."""
+    from .report import write_report
     from .results import pareto_set
 
     counts = table["status"].value_counts().to_dict()
@@ -230,6 +232,15 @@ def _print_run_summary(table, config, root: Path) -> None:
     if len(table) < config.n_trials:
         print(f"stopped after {len(table)} of {config.n_trials} trials; continue with `ulsam-search resume {root}`",
               file=sys.stderr)
+    if len(table):
+        _console().print(f"report: {write_report(root, Path(reports_dir) / config.name) / 'index.html'}")
+
+
+def _cmd_report(args) -> None:
+    from .report import write_report
+
+    out = write_report(args.run_dir, args.out)
+    _console().print(f"report: {out / 'index.html'} (pareto.md, pareto.csv, summary.json, PNGs beside it)")
 
 
 def _cmd_run(args) -> None:
@@ -239,7 +250,7 @@ def _cmd_run(args) -> None:
     config = load_search_config(args.config).with_overrides(name=args.name, n_trials=args.n_trials,
                                                           address=args.address)
     table = run_search(config, args.runs_dir, progress=not args.quiet)
-    _print_run_summary(table, config, Path(args.runs_dir) / config.name)
+    _finish_run(table, config, Path(args.runs_dir) / config.name, args.reports_dir)
 
 
 def _cmd_resume(args) -> None:
@@ -247,7 +258,7 @@ def _cmd_resume(args) -> None:
     from .search import resume_search
 
     table = resume_search(args.run_dir, progress=not args.quiet, address=args.address)
-    _print_run_summary(table, load_search_config(Path(args.run_dir) / "config.yaml"), Path(args.run_dir))
+    _finish_run(table, load_search_config(Path(args.run_dir) / "config.yaml"), Path(args.run_dir), args.reports_dir)
 
 
 def _cmd_bench(args) -> None:
@@ -300,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--small-input", action=argparse.BooleanOptionalAction, default=None,
                        help="early strides for small images (default: on when the input side <= 64)")
     train.add_argument("--workers", type=_non_negative_int, help="DataLoader workers for imagefolder/fake (default min(8, CPUs))")
+    train.add_argument("--train-limit", type=_positive_int, help="train on the first N images only (a proxy task)")
     train.add_argument("--pretrained", help="state_dict or checkpoint to load into matching layers")
     train.add_argument("--resume", help="checkpoint (or --out folder) to continue; pass the same settings")
     train.add_argument("--out", help="folder for checkpoint.pt (every epoch) and result.json")
@@ -313,14 +325,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--n-trials", type=_positive_int, help="override n_trials")
     run.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local instance)")
     run.add_argument("--runs-dir", default="runs", help="where run directories go (default runs/)")
+    run.add_argument("--reports-dir", default="reports", help="where the report goes when it ends (default reports/)")
     run.add_argument("--quiet", action="store_true", help="no live progress view")
     run.set_defaults(func=_cmd_run)
 
     resume = sub.add_parser("resume", help="continue an interrupted run")
     resume.add_argument("run_dir", help="the run directory, e.g. runs/quickstart")
     resume.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local instance)")
+    resume.add_argument("--reports-dir", default="reports", help="where the report goes when it ends (default reports/)")
     resume.add_argument("--quiet", action="store_true", help="no live progress view")
     resume.set_defaults(func=_cmd_resume)
+
+    report = sub.add_parser("report", help="write the Pareto report of a run (finished or still running)")
+    report.add_argument("run_dir", help="the run directory, e.g. runs/quickstart")
+    report.add_argument("--out", help="report folder (default reports/<name>)")
+    report.set_defaults(func=_cmd_report)
 
     bench = sub.add_parser("bench", help="run a benchmark from benchmarks/ (all when no name is given)")
     bench.add_argument("name", nargs="?", help="benchmark name, e.g. ulsam")

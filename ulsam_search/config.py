@@ -74,6 +74,7 @@ class SpaceConfig(_Strict):
     ops: tuple[Literal[OPS], ...] = OPS
     groups: tuple[PositiveInt, ...] = DEFAULT_GROUPS
     per_block: dict[int, BlockSpace] = Field(default_factory=dict)
+    baseline: bool = True  # evaluate the backbone without ULSAM first (the report's deltas need it)
 
     @field_validator("ops", "groups", "blocks")
     @classmethod

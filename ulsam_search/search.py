@@ -3,12 +3,14 @@
     runs/<name>/config.yaml   the frozen config          runs/<name>/optuna.log    Optuna JournalStorage
     runs/<name>/trials.csv    one row per finished trial  runs/<name>/ray/          Ray Tune experiment state
     runs/<name>/checkpoints/  per-trial training checkpoints (a resumed trial continues from its last epoch)
+    runs/<name>/run.json      what the run resolved: input size, classes, small_input, the baseline's cost
 
 Before a trial is launched its cost is counted: an architecture that breaks a cost constraint is told to Optuna
 at once as INFEASIBLE (a constraint violation) and never trained; one already evaluated (same canonical ARCH, same
 budget) is told the earlier result and not trained again. Resume reads the Optuna journal: finished trials stay as
 they are, interrupted ones are launched again under their own trial number (from their checkpoint), and new ones
-are asked for until the run holds ``n_trials``.
+are asked for until the run holds ``n_trials``. The first trial of a new run is the backbone without ULSAM (where
+the space holds it, and unless ``space.baseline`` is off): every report compares against it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from .config import OBJECTIVES, SearchConfig, load_search_config
 from .cost import count_cost, measure_latency
 from .data import dataset_info, load_data
 from .errors import InvalidInput
+from .report import RunFacts
 from .results import COMPLETE, FAILED, INFEASIBLE, OBJECTIVE_COLUMNS, PRUNED, pareto_set, trials_table, write_table
 from .space import SearchSpace, build_space, param_name
 from .train import EpochMetrics, load_checkpoint, load_pretrained, seed_everything, train_epochs
@@ -53,6 +56,10 @@ class RunPaths:
     @property
     def ray(self) -> Path:
         return self.root / "ray"
+
+    @property
+    def facts(self) -> Path:
+        return self.root / "run.json"
 
     @property
     def checkpoints(self) -> Path:
@@ -130,6 +137,8 @@ def _trial_trainable():
 
     class TrialTrainable(tune.Trainable):
         def setup(self, config: dict, job: TrialJob) -> None:
+            import torch._dynamo  # noqa: F401  the first optimizer imports it (~2.4 s): a worker's cost, not a trial's
+
             self.job = job
             self._start(config)
 
@@ -261,13 +270,17 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
             self.waiting: dict[str, list] = {}  # arch -> duplicates proposed while it trains
             self.relaunch: list = []  # interrupted trials of an earlier attempt
             earlier = self.study.get_trials(deepcopy=False)
+            baseline = space.baseline_params() if config.space.baseline else None
+            if not earlier and baseline is not None:
+                self.study.enqueue_trial(baseline)  # the first trial asked; WAITING until then
             for trial in earlier:
                 if trial.state.is_finished():
                     self.finished.setdefault(str(space.from_params(trial.params)), trial)
-                else:
+                elif trial.state == optuna.trial.TrialState.RUNNING:
                     self.relaunch.append(optuna.trial.Trial(self.study, trial._trial_id))
             self.resumed_from = len(self.finished)
-            self.asked = len(earlier)  # counted from here on, not re-read from the journal at every poll
+            # counted from here on, not re-read from the journal at every poll
+            self.asked = sum(t.state != optuna.trial.TrialState.WAITING for t in earlier)
             self._write()
 
         def save(self, checkpoint_path: str) -> None:
@@ -306,6 +319,10 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
                 ot_trial.set_user_attr(key, value)
             if any(v > 0 for v in violations):
                 ot_trial.set_user_attr("status", INFEASIBLE)
+                ot_trial.set_user_attr("error", "; ".join(
+                    f"{name} {value:,} > {field} {limit:,}" for name, value, field, limit, v in (
+                        ("MACs", cost.macs, "max_macs", constraints.max_macs, violations[0]),
+                        ("params", cost.params, "max_params", constraints.max_params, violations[1])) if v > 0))
                 ot_trial.set_user_attr("feasible", False)
                 ot_trial.set_user_attr("epochs_done", 0)
                 _constrain(ot_trial, *violations)
@@ -454,6 +471,10 @@ def run_search(config: SearchConfig, runs_dir: str | os.PathLike = "runs", *, pr
     try:
         paths.checkpoints.mkdir(parents=True, exist_ok=True)
         paths.config.write_text(config.to_yaml())
+        baseline = count_cost(Architecture(config.backbone, config.width), job.input_size, job.num_classes,
+                              config.cost_convention, job.small_input)
+        RunFacts(job.input_size, job.num_classes, job.small_input, baseline.arch, baseline.macs,
+                 baseline.params).write(paths.facts)
         scheduler = _make_scheduler(config)
 
         def cost_of(arch: Architecture):

@@ -65,6 +65,12 @@ class SearchSpace:
         return self.architecture({block: params[param_name(block)] for block in self.blocks
                                   if param_name(block) in params})
 
+    def baseline_params(self) -> dict[str, str] | None:
+        """The parameters of the backbone without ULSAM, or None where a block must take ULSAM."""
+        if any(NONE not in options for _, options in self.choices):
+            return None
+        return {param_name(block): NONE for block, options in self.choices if len(options) > 1}
+
     def grid(self) -> dict[str, list[str]]:
         """The search space as ``GridSampler`` takes it."""
         return {param_name(block): list(options) for block, options in self.choices if len(options) > 1}
