@@ -29,3 +29,12 @@ def test_mo_asha_promotes_the_pareto_front_and_stops_the_dominated():
     assert scheduler.decide("a", {"epoch": 4, "top1": 1.0, "macs": 99}) == CONTINUE
     assert scheduler.decide("d", {"epoch": 0, "error": "boom"}) == CONTINUE
     assert scheduler.decide("a", {"epoch": 3, "top1": 1.0, "macs": 99}) == CONTINUE
+
+
+def test_mo_asha_never_stops_the_baseline_but_ranks_against_it():
+    scheduler = MultiObjectiveASHA([("top1", "max"), ("macs", "min")], max_t=4, grace_period=1, reduction_factor=2)
+    assert scheduler.decide("a", {"epoch": 1, "top1": 50.0, "macs": 10}) == CONTINUE
+    # The baseline is dominated by a: recorded at the rung, yet it goes on.
+    assert scheduler.decide("base", {"epoch": 1, "top1": 40.0, "macs": 20, "baseline": True}) == CONTINUE
+    assert "base" in scheduler.recorded[1] and scheduler.stopped == set()
+    assert scheduler.decide("b", {"epoch": 1, "top1": 30.0, "macs": 30}) == STOP  # behind a and the baseline

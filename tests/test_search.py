@@ -133,8 +133,8 @@ def test_resume_after_the_driver_is_killed(tmp_path):
     driver.wait()
     before = pd.read_csv(trials)
     assert 2 <= len(before) < 7
-    resumed = subprocess.run([exe, "resume", str(tmp_path / "tiny"), "--quiet", "--reports-dir",
-                              str(tmp_path / "reports")], capture_output=True, text=True)
+    resumed = subprocess.run([exe, "resume", str(tmp_path / "tiny"), "--reports-dir", str(tmp_path / "reports")],
+                             capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     after = pd.read_csv(trials)
     assert after["number"].tolist() == list(range(7)) and (after["status"] == "COMPLETE").all()
@@ -143,6 +143,9 @@ def test_resume_after_the_driver_is_killed(tmp_path):
     assert len(_study(tmp_path / "tiny").trials) == 7
     assert {p.name for p in (tmp_path / "tiny" / "ray").iterdir()} == {"attempt-1", "attempt-2"}
     assert "7 trials (7 complete" in resumed.stdout
+    # Progress in a log: a line per finished trial, then the front's table once.
+    assert "tiny: 7/7 trials done, 0 running, 7 complete, 0 pruned" in resumed.stderr
+    assert resumed.stderr.count("trials done") == 7 - len(before) + 1 and "ARCH" in resumed.stderr  # +1: at start
     # The report the resumed run ends with holds all of them, the baseline first.
     report = json.loads((tmp_path / "reports" / "tiny" / "summary.json").read_text())
     assert report["counts"]["COMPLETE"] == 7 and report["baseline"]["top1"] == after["top1"][0]

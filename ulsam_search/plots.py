@@ -58,6 +58,7 @@ def write_pngs(data: ReportData, folder: Path) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     written = []
 
@@ -82,6 +83,7 @@ def write_pngs(data: ReportData, folder: Path) -> list[Path]:
         for _, row in front[front["paper_variant"] != ""].iterrows():
             ax.annotate(row["paper_variant"], (row[cost], row["top1"]), fontsize=7, xytext=(4, 4),
                         textcoords="offset points")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.EngFormatter())
         ax.set_xlabel(f"{label} ({data.config.cost_convention} convention)")
         ax.set_ylabel("top-1 accuracy (%)")
         ax.set_title(f"{data.name}: top-1 vs {label}")

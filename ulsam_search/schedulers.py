@@ -53,6 +53,9 @@ class MultiObjectiveASHA(FIFOScheduler):
         objectives: ``(result key, "min" | "max")`` pairs, e.g. ``[("top1", "max"), ("macs", "min")]``.
         max_t: the full budget in ``time_attr`` units (epochs); trials reaching it are never stopped.
         grace_period: the first rung; later rungs multiply it by ``reduction_factor``.
+
+    A result with ``baseline: True`` (the backbone without ULSAM) is recorded at the rungs but never stopped:
+    every report measures the others against it.
     """
 
     def __init__(self, objectives: Sequence[tuple[str, str]], max_t: int, *, time_attr: str = "epoch",
@@ -85,7 +88,7 @@ class MultiObjectiveASHA(FIFOScheduler):
             if progress < rung or trial_id in self.recorded[rung]:
                 continue
             self.recorded[rung][trial_id] = [float(result[key]) for key, _ in self.objectives]
-            if not self._promotable(rung, trial_id):
+            if not self._promotable(rung, trial_id) and not result.get("baseline"):
                 self.stopped.add(trial_id)
                 return TrialScheduler.STOP
         return TrialScheduler.CONTINUE

@@ -91,6 +91,7 @@ def trial_results(trial_config: dict, job: TrialJob, *, node: str = "local",
     device = "cuda" if use_gpu and torch.cuda.is_available() else "cpu"
     started = time.perf_counter()
     base = {"arch": trial_config["arch"], "number": trial_config["number"], "node": node,
+            "baseline": trial_config.get("baseline", False),
             "epochs_budget": config.training.epochs, "started_at": time.time(), "epoch": 0}
     try:
         data = load_data(config.dataset.name, config.dataset.root, batch_size=config.training.batch_size,
@@ -196,26 +197,31 @@ def _constrain(ot_trial, max_macs: float = 0.0, max_params: float = 0.0, min_top
 
 
 class _Progress:
-    """A live view on stderr: trial counts by status, the Pareto set and the time left."""
+    """Progress on stderr: trial counts by status, the Pareto set and the time left.
+
+    A terminal gets a live table; a log (no terminal, where rich's live view would print only at the end) gets a
+    line each time a trial finishes and the front's table once at the end.
+    """
 
     def __init__(self, enabled: bool, config: SearchConfig) -> None:
         self.enabled, self.config = enabled, config
         self.started = time.perf_counter()
-        self.live = None
-        self.running = 0
+        self.console = self.live = self.view = None
+        self.running = self.reported = 0
 
     def __enter__(self) -> _Progress:
         if self.enabled:
             from rich.console import Console
             from rich.live import Live
 
-            console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)  # logs: whole ARCH strings
-            self.live = Live(console=console, refresh_per_second=2, transient=False)
-            self.live.__enter__()
+            self.console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)  # logs: whole ARCHs
+            if self.console.is_terminal:
+                self.live = Live(console=self.console, refresh_per_second=2, transient=False)
+                self.live.__enter__()
         return self
 
     def update(self, table, resumed_from: int) -> None:
-        if self.live is None:
+        if self.console is None:
             return
         from rich.table import Table
 
@@ -226,22 +232,28 @@ class _Progress:
         remaining = self.config.n_trials - done
         eta = f"{elapsed / new * remaining:.0f} s" if new > 0 and remaining > 0 else "-"
         front = pareto_set(table, self.config.objectives)
-        view = Table(title=f"{self.config.name}: {done}/{self.config.n_trials} trials done, {self.running} running, "
-                           f"{counts[COMPLETE]} complete, {counts[PRUNED]} pruned, {counts[FAILED]} failed, "
-                           f"{counts[INFEASIBLE]} infeasible; Pareto set {len(front)}; elapsed {elapsed:.0f} s, "
-                           f"ETA {eta}", title_justify="left")
+        title = (f"{self.config.name}: {done}/{self.config.n_trials} trials done, {self.running} running, "
+                 f"{counts[COMPLETE]} complete, {counts[PRUNED]} pruned, {counts[FAILED]} failed, "
+                 f"{counts[INFEASIBLE]} infeasible; Pareto set {len(front)}; elapsed {elapsed:.0f} s, ETA {eta}")
+        self.view = Table(title=title, title_justify="left")
         for column in ("MACs", "params", "top-1 %", "ARCH"):
-            view.add_column(column, justify="left" if column == "ARCH" else "right")
+            self.view.add_column(column, justify="left" if column == "ARCH" else "right")
         for row in front.head(10).itertuples():
-            view.add_row(f"{row.macs:,.0f}", f"{row.params:,.0f}", f"{row.top1:.2f}", row.arch)
-        self.live.update(view)
+            self.view.add_row(f"{row.macs:,.0f}", f"{row.params:,.0f}", f"{row.top1:.2f}", row.arch)
+        if self.live is not None:
+            self.live.update(self.view)
+        elif done > self.reported:
+            self.reported = done
+            self.console.print(title, highlight=False)
 
     def __exit__(self, *exc) -> None:
         if self.live is not None:
             self.live.__exit__(*exc)
+        elif self.view is not None:
+            self.console.print(self.view)
 
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "live": None}  # Tune pickles the searcher with its experiment state
+    def __getstate__(self) -> dict:  # Tune pickles the searcher with its experiment state
+        return {**self.__dict__, "console": None, "live": None, "view": None}
 
 
 def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, cost_of: Callable,
@@ -335,7 +347,8 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
             if str(arch) in self.running:
                 self.waiting.setdefault(str(arch), []).append(ot_trial)
                 return None
-            return {"arch": str(arch), "number": ot_trial.number, "macs": cost.macs, "params": cost.params}
+            return {"arch": str(arch), "number": ot_trial.number, "macs": cost.macs, "params": cost.params,
+                    "baseline": not arch.placements}
 
         @staticmethod
         def _untrained(objective: str, cost) -> float:
