@@ -16,6 +16,7 @@ import yaml
 
 from ulsam_search.config import SearchConfig
 from ulsam_search.cost import count_cost
+from ulsam_search.report import write_report
 from ulsam_search.results import pareto_set
 from ulsam_search.search import STUDY_NAME, run_search
 
@@ -133,6 +134,9 @@ def test_resume_after_the_driver_is_killed(tmp_path):
     driver.wait()
     before = pd.read_csv(trials)
     assert 2 <= len(before) < 7
+    # A report of the interrupted run works (as it does while a search runs).
+    partial = json.loads((write_report(tmp_path / "tiny", tmp_path / "partial") / "summary.json").read_text())
+    assert partial["trials"] == len(before) and partial["n_trials"] == 7
     resumed = subprocess.run([exe, "resume", str(tmp_path / "tiny"), "--reports-dir", str(tmp_path / "reports")],
                              capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
@@ -145,7 +149,8 @@ def test_resume_after_the_driver_is_killed(tmp_path):
     assert "7 trials (7 complete" in resumed.stdout
     # Progress in a log: a line per finished trial, then the front's table once.
     assert "tiny: 7/7 trials done, 0 running, 7 complete, 0 pruned" in resumed.stderr
-    assert resumed.stderr.count("trials done") == 7 - len(before) + 1 and "ARCH" in resumed.stderr  # +1: at start
+    # One line at the start, one per trial, and the final table's title.
+    assert resumed.stderr.count("trials done") == 1 + (7 - len(before)) + 1 and "ARCH" in resumed.stderr
     # The report the resumed run ends with holds all of them, the baseline first.
     report = json.loads((tmp_path / "reports" / "tiny" / "summary.json").read_text())
     assert report["counts"]["COMPLETE"] == 7 and report["baseline"]["top1"] == after["top1"][0]

@@ -236,6 +236,16 @@ def _finish_run(table, config, root: Path, reports_dir: str) -> None:
         _console().print(f"report: {write_report(root, Path(reports_dir) / config.name) / 'index.html'}")
 
 
+def _cmd_ablate(args) -> None:
+    from .ablation import ablation_config
+    from .config import load_search_config
+    from .search import run_search
+
+    config = ablation_config(load_search_config(args.config).with_overrides(name=args.name, address=args.address))
+    table = run_search(config, args.runs_dir, progress=not args.quiet)
+    _finish_run(table, config, Path(args.runs_dir) / config.name, args.reports_dir)
+
+
 def _cmd_report(args) -> None:
     from .report import write_report
 
@@ -249,6 +259,9 @@ def _cmd_run(args) -> None:
 
     config = load_search_config(args.config).with_overrides(name=args.name, n_trials=args.n_trials,
                                                           address=args.address)
+    if config.study is not None:
+        raise InvalidInput(f"config {args.config}: study: this is an ablation; run it with `ulsam-search ablate "
+                           f"{args.config}`")
     table = run_search(config, args.runs_dir, progress=not args.quiet)
     _finish_run(table, config, Path(args.runs_dir) / config.name, args.reports_dir)
 
@@ -335,6 +348,15 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--reports-dir", default="reports", help="where the report goes when it ends (default reports/)")
     resume.add_argument("--quiet", action="store_true", help="no live progress view")
     resume.set_defaults(func=_cmd_resume)
+
+    ablate = sub.add_parser("ablate", help="run an ablation study (every cell x seed) and report its statistics")
+    ablate.add_argument("config", help="ablation config, e.g. search_spaces/ablation_quick.yaml")
+    ablate.add_argument("--name", help="run name (default: the config's name, else its file name)")
+    ablate.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local instance)")
+    ablate.add_argument("--runs-dir", default="runs", help="where run directories go (default runs/)")
+    ablate.add_argument("--reports-dir", default="reports", help="where the report goes (default reports/)")
+    ablate.add_argument("--quiet", action="store_true", help="no live progress view")
+    ablate.set_defaults(func=_cmd_ablate)
 
     report = sub.add_parser("report", help="write the Pareto report of a run (finished or still running)")
     report.add_argument("run_dir", help="the run directory, e.g. runs/quickstart")

@@ -84,6 +84,45 @@ class SpaceConfig(_Strict):
         return value
 
 
+STUDIES = ("placement", "subspaces", "grid")
+PAPER_TABLES = ("imagenet", "food101", "birds", "dogs")
+
+
+class StudyConfig(_Strict):
+    """An ablation: which cells (rows x g) to train, each with every seed, all beside the baseline."""
+
+    kind: Literal[STUDIES]
+    blocks: Literal["all"] | tuple[PositiveInt, ...] = "all"  # placement, grid: ULSAM at one of these at a time
+    ops: tuple[Literal["insert", "replace"], ...] = ("insert", "replace")  # placement, grid
+    groups: tuple[PositiveInt, ...] = (1, 2, 4, 8, 16)  # placement: exactly one; subspaces, grid: the columns
+    archs: tuple[str, ...] = ()  # subspaces: ARCH strings or paper variants whose g varies (e.g. paper-mv2-c)
+    seeds: PositiveInt | tuple[int, ...] = 3  # a count (seeds 0..n-1) or the seeds themselves, the same per cell
+    paper_reference: Literal[PAPER_TABLES] | None = None  # show the paper's numbers from this data set's table
+
+    @field_validator("groups", "ops", "blocks")
+    @classmethod
+    def _not_empty(cls, value):
+        if value != "all" and len(value) == 0:
+            raise ValueError("must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _fits_kind(self):
+        if self.kind == "placement" and len(self.groups) != 1:
+            raise ValueError("a placement study uses one g (groups: [4]); for several use kind: grid")
+        if self.kind == "subspaces" and not self.archs:
+            raise ValueError("a subspaces study needs archs: the placements whose g varies")
+        if self.kind != "subspaces" and self.archs:
+            raise ValueError(f"archs belongs to a subspaces study, not {self.kind}")
+        if isinstance(self.seeds, tuple) and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
+            raise ValueError("seeds must be a count or a list of distinct seeds")
+        return self
+
+    @property
+    def seed_list(self) -> tuple[int, ...]:
+        return tuple(range(self.seeds)) if isinstance(self.seeds, int) else self.seeds
+
+
 class ConstraintsConfig(_Strict):
     max_macs: PositiveInt | None = None
     max_params: PositiveInt | None = None
@@ -128,6 +167,7 @@ class SearchConfig(_Strict):
     max_concurrent: PositiveInt = 2
     scheduler: SchedulerConfig = SchedulerConfig()
     ray: RayConfig = RayConfig()
+    study: StudyConfig | None = None  # an ablation (``ulsam-search ablate``) instead of a search
 
     @field_validator("objectives")
     @classmethod

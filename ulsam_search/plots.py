@@ -217,8 +217,9 @@ def figures(data: ReportData) -> dict[str, object]:
     return figs
 
 
-def write_html(data: ReportData, info: dict, others: pd.DataFrame, path: Path) -> None:
-    """One self-contained page: summary, plots, the top of the front with commands, the rest, the config."""
+def write_html(data: ReportData, info: dict, others: pd.DataFrame, path: Path, extra: str = "") -> None:
+    """One self-contained page: summary, plots, the top of the front with commands, the rest, ``extra`` (an
+    ablation's section), the config."""
     from plotly.offline import get_plotlyjs
 
     sections = [f'<div class="plot" id="plot-{name}">{fig.to_html(full_html=False, include_plotlyjs=False)}</div>'
@@ -251,6 +252,7 @@ reference is 1). Baseline <code>{html.escape(data.facts.baseline_arch)}</code>: 
 <th>Δ params %</th><th>reproduce</th></tr>{rows}</table>
 <h2>Not on the front</h2>
 <table><tr><th>#</th><th>status</th><th>ARCH</th><th>reason</th></tr>{rest}</table>
+{extra}
 <h2>Config</h2><pre>{html.escape(data.config_text)}</pre>
 </body></html>
 """
@@ -259,3 +261,98 @@ reference is 1). Baseline <code>{html.escape(data.facts.baseline_arch)}</code>: 
 
 def _signed(value: float) -> str:
     return "n/a" if value is None or np.isnan(value) else f"{value:+.2f}"
+
+
+# --- ablations -----------------------------------------------------------------------------------------------
+
+def _ablation_series(stats: pd.DataFrame):
+    """(baseline row, [(row label, its cells sorted by g)]) of the statistics table."""
+    baseline = stats.iloc[0]
+    cells = stats.iloc[1:]
+    return baseline, [(label, group.sort_values("groups")) for label, group in cells.groupby("row", sort=False)]
+
+
+def write_ablation_pngs(stats: pd.DataFrame, name: str, folder: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    baseline, rows = _ablation_series(stats)
+    written = []
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    if baseline["n"]:
+        ax.axhline(baseline["top1_mean"], color=BASELINE_COLOUR, lw=1, label="baseline (mean)")
+        if not np.isnan(baseline["top1_ci_low"]):
+            ax.axhspan(baseline["top1_ci_low"], baseline["top1_ci_high"], color=BASELINE_COLOUR, alpha=0.1,
+                       label="baseline 95% CI")
+    for label, cells in rows:
+        done = cells[cells["n"] > 0]
+        errors = np.nan_to_num(np.vstack([done["top1_mean"] - done["top1_ci_low"],
+                                          done["top1_ci_high"] - done["top1_mean"]]))
+        ax.errorbar(done["groups"], done["top1_mean"], yerr=errors, marker="o", capsize=3, label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted(stats["groups"].dropna().unique()), [f"{int(g)}" for g in sorted(stats["groups"].dropna().unique())])
+    ax.set_xlabel("subspaces g")
+    ax.set_ylabel("top-1 (%), mean and 95% CI over seeds")
+    ax.set_title(f"{name}: top-1 vs g")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best", ncol=2)
+    path = folder / "ablation_top1_vs_g.png"
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    written.append(path)
+
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(rows) + 3), 4.5))
+    groups = sorted(stats["groups"].dropna().unique())
+    width = 0.8 / max(1, len(groups))
+    for k, g in enumerate(groups):
+        cells = [cells[cells["groups"] == g] for _, cells in rows]
+        means = [c["d_top1"].iloc[0] if len(c) and "d_top1" in c else np.nan for c in cells]
+        low = [c["d_top1_ci_low"].iloc[0] if len(c) and "d_top1_ci_low" in c else np.nan for c in cells]
+        high = [c["d_top1_ci_high"].iloc[0] if len(c) and "d_top1_ci_high" in c else np.nan for c in cells]
+        errors = np.nan_to_num(np.vstack([np.subtract(means, low), np.subtract(high, means)]))
+        ax.bar(np.arange(len(rows)) + (k - (len(groups) - 1) / 2) * width, np.nan_to_num(means), width,
+               yerr=errors, capsize=2, label=f"g={int(g)}")
+    ax.axhline(0, color=BASELINE_COLOUR, lw=0.8)
+    ax.set_xticks(range(len(rows)), [label for label, _ in rows], rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("Δ top-1 vs baseline (points), paired, 95% CI")
+    ax.set_title(f"{name}: Δ top-1 per placement")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7)
+    path = folder / "ablation_delta_top1.png"
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    written.append(path)
+    return written
+
+
+def ablation_figures(stats: pd.DataFrame) -> dict[str, object]:
+    import plotly.graph_objects as go
+
+    baseline, rows = _ablation_series(stats)
+    fig = go.Figure()
+    for label, cells in rows:
+        done = cells[cells["n"] > 0]
+        fig.add_trace(go.Scatter(x=done["groups"], y=done["top1_mean"], mode="lines+markers", name=label,
+                                 error_y={"type": "data", "symmetric": False,
+                                          "array": np.nan_to_num(done["top1_ci_high"] - done["top1_mean"]),
+                                          "arrayminus": np.nan_to_num(done["top1_mean"] - done["top1_ci_low"])},
+                                 customdata=done["arch"], hovertemplate="%{customdata}<br>g=%{x}<br>top-1 %{y:.2f}"))
+    if baseline["n"]:
+        fig.add_hline(y=baseline["top1_mean"], line_dash="dash", annotation_text="baseline")
+    fig.update_layout(title="top-1 vs g (mean, 95% CI over seeds)", xaxis={"type": "log", "title": "g"},
+                      yaxis_title="top-1 (%)", template="plotly_white", height=440)
+    figures = {"ablation_top1_vs_g": fig}
+    fig = go.Figure()
+    for g in sorted(stats["groups"].dropna().unique()):
+        cells = stats[(stats["groups"] == g)]
+        if "d_top1" in cells:
+            fig.add_trace(go.Bar(x=cells["row"], y=cells["d_top1"], name=f"g={int(g)}",
+                                 error_y={"type": "data", "symmetric": False,
+                                          "array": np.nan_to_num(cells["d_top1_ci_high"] - cells["d_top1"]),
+                                          "arrayminus": np.nan_to_num(cells["d_top1"] - cells["d_top1_ci_low"])}))
+    fig.update_layout(title="Δ top-1 vs baseline per placement (paired, 95% CI)", barmode="group",
+                      yaxis_title="Δ top-1 (points)", template="plotly_white", height=440)
+    figures["ablation_delta_top1"] = fig
+    return figures

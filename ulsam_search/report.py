@@ -30,7 +30,7 @@ import pandas as pd
 
 from .config import SearchConfig, load_search_config
 from .errors import InvalidInput
-from .results import COMPLETE, FAILED, INFEASIBLE, OBJECTIVE_COLUMNS, PRUNED, STATUSES, pareto_set
+from .results import COMPLETE, FAILED, INFEASIBLE, OBJECTIVE_COLUMNS, PRUNED, STATUSES, pareto_mask, pareto_set
 from .arch import Architecture
 from .variants import VARIANTS
 
@@ -164,8 +164,6 @@ def hypervolume(losses: np.ndarray) -> float:
 
 def hypervolume_history(table: pd.DataFrame, objectives, reference: dict[str, float]) -> pd.DataFrame:
     """Hypervolume of the front of trials 0..n for every trial number n (recomputed only when the front moves)."""
-    from .results import pareto_mask
-
     eligible = _eligible(table).sort_values("number")
     losses = normalised_losses(eligible, reference)
     numbers = table["number"].sort_values().to_numpy()
@@ -245,7 +243,8 @@ def collect(run_dir: str | os.PathLike) -> ReportData:
         d_top5=front["top5"] - baseline_top5 if baseline_top5 is not None else np.nan,
         d_macs_pct=(front["macs"] / facts.baseline_macs - 1) * 100,
         d_params_pct=(front["params"] / facts.baseline_params - 1) * 100,
-        paper_variant=front["arch"].map(paper_variant_names(front["arch"].unique())).fillna(""),
+        paper_variant=front["arch"].map(lambda arch, names=paper_variant_names(front["arch"].unique()):
+                                        names.get(arch, "")),
         command=[reproduce_command(arch, config, facts) for arch in front["arch"]])
     front_losses = normalised_losses(front, reference)
     knee = knee_point(front_losses)
@@ -374,12 +373,33 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
         (staging / "pareto.md").write_text(pareto_markdown(data, info))
         (staging / "summary.json").write_text(json.dumps(info, indent=2) + "\n")
         write_pngs(data, staging)
-        write_html(data, info, not_on_front(data.table), staging / "index.html")
+        ablation = _write_ablation(data, staging) if data.config.study else ""
+        write_html(data, info, not_on_front(data.table), staging / "index.html", ablation)
         _swap_in(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out
+
+
+def _write_ablation(data: ReportData, folder: Path) -> str:
+    """ablation.csv, ablation.md and their PNGs; returns the HTML section for index.html."""
+    import html
+
+    from .ablation import ablation_markdown, ablation_tables, cell_statistics
+    from .plots import ablation_figures, write_ablation_pngs
+
+    stats = cell_statistics(data.config, data.table)
+    stats.to_csv(folder / "ablation.csv", index=False)
+    (folder / "ablation.md").write_text(ablation_markdown(data.config, stats))
+    write_ablation_pngs(stats, data.name, folder)
+    plots = "".join(f'<div class="plot" id="plot-{name}">{fig.to_html(full_html=False, include_plotlyjs=False)}'
+                    f'</div>' for name, fig in ablation_figures(stats).items())
+    tables = "".join(f"<h3>{'Top-1' if metric == 'top1' else 'Top-5'} (%)</h3>" + table.to_html(escape=True)
+                     for metric, table in ablation_tables(stats).items())
+    return (f"<h2>Ablation: {html.escape(data.config.study.kind)} study</h2><p>Mean ± sample std [95% CI] over "
+            f"seeds {', '.join(map(str, data.config.study.seed_list))}; Δ: paired difference from the baseline "
+            f"(p: paired t-test).</p>{tables}{plots}")
 
 
 def _swap_in(staging: Path, out: Path) -> None:

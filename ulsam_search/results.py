@@ -51,15 +51,14 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> None:
 
 
 def pareto_mask(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
-    """Which rows of ``values`` (n x k) no other row dominates, for ``directions`` of 'min'/'max' per column."""
+    """Which rows of ``values`` (n x k) no other row dominates, for ``directions`` of 'min'/'max' per column.
+
+    Optuna's own non-dominated test (the one ``Study.best_trials`` uses); equal rows are all kept.
+    """
+    from optuna.study._multi_objective import _is_pareto_front
+
     signs = np.array([1.0 if d == "min" else -1.0 for d in directions])
-    costs = np.asarray(values, dtype=float) * signs
-    n = len(costs)
-    mask = np.ones(n, dtype=bool)
-    for i in range(n):
-        dominated = np.all(costs <= costs[i], axis=1) & np.any(costs < costs[i], axis=1)
-        mask[i] = not dominated.any()
-    return mask
+    return _is_pareto_front(np.asarray(values, dtype=float) * signs, assume_unique_lexsorted=False)
 
 
 def pareto_set(frame: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:

@@ -20,10 +20,11 @@ import os
 import socket
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
+from .ablation import build_cell_space
 from .arch import Architecture, build_model
 from .config import OBJECTIVES, SearchConfig, load_search_config
 from .cost import count_cost, measure_latency
@@ -90,15 +91,16 @@ def trial_results(trial_config: dict, job: TrialJob, *, node: str = "local",
     torch.set_num_threads(max(1, int(config.resources.cpu)))
     device = "cuda" if use_gpu and torch.cuda.is_available() else "cpu"
     started = time.perf_counter()
+    seed = trial_config.get("seed", config.training.seed)  # an ablation's cells train once per seed
     base = {"arch": trial_config["arch"], "number": trial_config["number"], "node": node,
             "baseline": trial_config.get("baseline", False),
             "epochs_budget": config.training.epochs, "started_at": time.time(), "epoch": 0}
     try:
         data = load_data(config.dataset.name, config.dataset.root, batch_size=config.training.batch_size,
                          input_size=config.dataset.input_size, workers=config.dataset.workers, device=device,
-                         seed=config.training.seed, num_classes=config.dataset.num_classes,
+                         seed=seed, num_classes=config.dataset.num_classes,
                          train_limit=config.dataset.train_limit)
-        seed_everything(config.training.seed)
+        seed_everything(seed)
         model = build_model(trial_config["arch"], data.num_classes, small_input=job.small_input)
         if config.training.pretrained:
             load_pretrained(model, config.training.pretrained)
@@ -109,8 +111,8 @@ def trial_results(trial_config: dict, job: TrialJob, *, node: str = "local",
         if resume is not None and len(resume["history"]) >= config.training.epochs:
             epochs = iter([EpochMetrics(**resume["history"][-1])])  # finished before the driver heard of it
         else:
-            epochs = train_epochs(model, data, config.training.train_config(device), checkpoint_path=checkpoint,
-                                  resume=resume)
+            epochs = train_epochs(model, data, replace(config.training.train_config(device), seed=seed),
+                                  checkpoint_path=checkpoint, resume=resume)
         for metrics in epochs:
             base["epoch"] = metrics.epoch
             yield {**base, "top1": metrics.top1, "top5": metrics.top5, "val_loss": metrics.val_loss,
@@ -168,6 +170,20 @@ def _trial_trainable():
     return TrialTrainable
 
 
+def _grid_sampler_class():
+    import optuna
+
+    class GridSampler(optuna.samplers.GridSampler):
+        """Optuna's grid sampler without its ``Study.stop()`` on the last grid point: outside ``optimize()`` that
+        raises from ``tell`` after the trial is stored, so the run's table missed its last trial. The runner
+        stops at ``n_trials`` itself."""
+
+        def after_trial(self, study, trial, state, values) -> None:
+            pass
+
+    return GridSampler
+
+
 def make_sampler(config: SearchConfig, space: SearchSpace, trials_so_far: int = 0):
     """The Optuna sampler the config names, always passed explicitly (Optuna 5 changed the MO default).
 
@@ -182,7 +198,7 @@ def make_sampler(config: SearchConfig, space: SearchSpace, trials_so_far: int = 
         "tpe": lambda: optuna.samplers.TPESampler(seed=seed, **options),
         "gp": lambda: optuna.samplers.GPSampler(seed=seed, **options),
         "random": lambda: optuna.samplers.RandomSampler(seed=seed, **options),
-        "grid": lambda: optuna.samplers.GridSampler(space.grid(), seed=seed, **options),
+        "grid": lambda: _grid_sampler_class()(space.grid(), seed=seed, **options),
     }
     try:
         return factories[config.sampler.name]()
@@ -271,6 +287,11 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
     budget = config.training.epochs
     constraints = config.constraints
 
+    def experiment(params) -> tuple[Architecture, int, str]:
+        """(ARCH, seed, key) of a proposal; equal keys are one experiment, trained once."""
+        arch, seed = space.from_params(params), space.seed_of(params)
+        return arch, config.training.seed if seed is None else seed, str(arch) if seed is None else f"{arch} #{seed}"
+
     class Searcher_(OptunaSearch):
         def __init__(self) -> None:
             super().__init__(space=lambda trial: {"arch": str(space.suggest(trial))}, metric=objectives,
@@ -287,7 +308,7 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
                 self.study.enqueue_trial(baseline)  # the first trial asked; WAITING until then
             for trial in earlier:
                 if trial.state.is_finished():
-                    self.finished.setdefault(str(space.from_params(trial.params)), trial)
+                    self.finished.setdefault(experiment(trial.params)[2], trial)
                 elif trial.state == optuna.trial.TrialState.RUNNING:
                     self.relaunch.append(optuna.trial.Trial(self.study, trial._trial_id))
             self.resumed_from = len(self.finished)
@@ -302,23 +323,22 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
             while True:
                 if self.relaunch:  # params are stored at ask time, before anything else can be interrupted
                     ot_trial = self.relaunch.pop(0)
-                    arch = space.from_params(ot_trial.params)
                 elif self.asked < config.n_trials:
                     super().suggest(trial_id)
                     self.asked += 1
                     ot_trial = self._ot_trials.pop(trial_id)
-                    arch = space.from_params(ot_trial.params)
                 else:
                     return Searcher.FINISHED if not self.running and not self.waiting else None
-                launch = self._route(ot_trial, arch)
+                launch = self._route(ot_trial)
                 if launch is not None:
                     self._ot_trials[trial_id] = ot_trial
-                    self.running[str(arch)] = ot_trial.number
+                    self.running[experiment(ot_trial.params)[2]] = ot_trial.number
                     progress.running = len(self.running)
                     return launch
 
-        def _route(self, ot_trial, arch: Architecture) -> dict | None:
+        def _route(self, ot_trial) -> dict | None:
             """The trial config to launch, or None when the proposal was settled without training."""
+            arch, seed, key = experiment(ot_trial.params)
             ot_trial.set_user_attr("arch", str(arch))
             cost = cost_of(arch)
             violations = [cost.macs - constraints.max_macs if constraints.max_macs else 0.0,
@@ -327,7 +347,7 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
                                                if param_name(b) in blocks})
             for key, value in (("backbone", arch.backbone), ("width", arch.width), ("macs", cost.macs),
                                ("params", cost.params), ("flops", cost.flops), ("epochs_budget", budget),
-                               ("seed", config.training.seed)):
+                               ("seed", seed)):
                 ot_trial.set_user_attr(key, value)
             if any(v > 0 for v in violations):
                 ot_trial.set_user_attr("status", INFEASIBLE)
@@ -340,15 +360,15 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
                 _constrain(ot_trial, *violations)
                 self._tell(ot_trial, [self._untrained(o, cost) for o in objectives])
                 return None
-            earlier = self.finished.get(str(arch))
+            earlier = self.finished.get(key)
             if earlier is not None:
                 self._copy(ot_trial, earlier)
                 return None
-            if str(arch) in self.running:
-                self.waiting.setdefault(str(arch), []).append(ot_trial)
+            if key in self.running:
+                self.waiting.setdefault(key, []).append(ot_trial)
                 return None
             return {"arch": str(arch), "number": ot_trial.number, "macs": cost.macs, "params": cost.params,
-                    "baseline": not arch.placements}
+                    "baseline": not arch.placements, "seed": seed}
 
         @staticmethod
         def _untrained(objective: str, cost) -> float:
@@ -358,15 +378,15 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
             ot_trial = self._ot_trials.pop(trial_id, None)
             if ot_trial is None:
                 return
-            arch = ot_trial.user_attrs["arch"]
+            key = experiment(ot_trial.params)[2]
             result = result or {}
             epochs = int(result.get("epoch") or 0)
             ot_trial.set_user_attr("trial_id", trial_id)
-            for key in ("top1", "top5", "val_loss", "latency_ms", "seconds", "node", "started_at"):
-                if result.get(key) is not None:
-                    ot_trial.set_user_attr(key, result[key])
+            for name in ("top1", "top5", "val_loss", "latency_ms", "seconds", "node", "started_at"):
+                if result.get(name) is not None:
+                    ot_trial.set_user_attr(name, result[name])
             ot_trial.set_user_attr("epochs_done", epochs)
-            self.running.pop(arch, None)
+            self.running.pop(key, None)
             progress.running = len(self.running)
             if error or result.get("error"):
                 ot_trial.set_user_attr("status", FAILED)
@@ -386,8 +406,8 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
             else:  # stopped by an interrupt: stays RUNNING in the journal and is launched again on resume
                 return
             frozen = self.study._storage.get_trial(ot_trial._trial_id)
-            self.finished.setdefault(arch, frozen)
-            for duplicate in self.waiting.pop(arch, []):
+            self.finished.setdefault(key, frozen)
+            for duplicate in self.waiting.pop(key, []):
                 self._copy(duplicate, frozen)
 
         def _copy(self, ot_trial, earlier) -> None:
@@ -442,7 +462,7 @@ def _connect_ray(address: str | None) -> bool:
 
 def prepare_run(config: SearchConfig, runs_dir: str | os.PathLike = "runs") -> tuple[RunPaths, SearchSpace, TrialJob]:
     """Validate everything that can be checked before a run directory exists (bad input writes nothing)."""
-    space = build_space(config)
+    space = build_cell_space(config) if config.study else build_space(config)
     data = config.dataset
     try:
         info = dataset_info(data.name, data.root, input_size=data.input_size, num_classes=data.num_classes,

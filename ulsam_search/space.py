@@ -71,6 +71,10 @@ class SearchSpace:
             return None
         return {param_name(block): NONE for block, options in self.choices if len(options) > 1}
 
+    def seed_of(self, params: Mapping[str, str]) -> None:
+        """A search trains every architecture with the config's seed (an ablation's ``CellSpace`` varies it)."""
+        return None
+
     def grid(self) -> dict[str, list[str]]:
         """The search space as ``GridSampler`` takes it."""
         return {param_name(block): list(options) for block, options in self.choices if len(options) > 1}

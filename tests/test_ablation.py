@@ -1,0 +1,175 @@
+"""Ablation studies: cells from configs, statistics against a hand computation, a real study with resume."""
+
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ulsam_search.ablation import PAPER_RESULTS, ablation_config, build_cell_space, cell_statistics, study_cells
+from ulsam_search.config import SearchConfig, load_search_config
+from ulsam_search.errors import InvalidInput
+from ulsam_search.results import COLUMNS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def study(kind, backbone="mobilenet_v2", width=1.0, **fields) -> SearchConfig:
+    return SearchConfig(name="ab", backbone=backbone, width=width, study={"kind": kind, **fields})
+
+
+def test_placement_rows_are_every_allowed_block_at_one_g():
+    baseline, cells = study_cells(study("placement", ops=["replace"], groups=[4]))
+    assert baseline == "mobilenet_v2"
+    assert [c.arch for c in cells] == [f"mobilenet_v2:{b}=4" for b in (3, 5, 6, 8, 9, 10, 12, 13, 15, 16)]
+    _, cells = study_cells(study("placement", blocks=[2, 3], groups=[8]))
+    assert [(c.row, c.arch) for c in cells] == [("block 2 insert", "mobilenet_v2:2+8"),
+                                                ("block 3 insert", "mobilenet_v2:3+8"),
+                                                ("block 3 replace", "mobilenet_v2:3=8")]
+
+
+def test_grid_and_subspaces_cells_skip_g_that_do_not_divide():
+    _, cells = study_cells(study("grid", blocks=[1], ops=["insert"], groups=[1, 3, 16, 32]))
+    assert [c.groups for c in cells] == [1, 16]  # block 1 has 16 channels: 3 and 32 leave the cell empty
+    config = study("subspaces", width=0.35, archs=["paper-mv2-c", "mobilenet_v2:16+2"], groups=[1, 4, 8])
+    _, cells = study_cells(config)
+    assert [(c.row, c.arch) for c in cells] == [
+        ("paper-mv2-c", "mobilenet_v2@0.35:12=1,15=1"), ("paper-mv2-c", "mobilenet_v2@0.35:12=4,15=4"),
+        ("paper-mv2-c", "mobilenet_v2@0.35:12=8,15=8"), ("16+g", "mobilenet_v2@0.35:16+1"),
+        ("16+g", "mobilenet_v2@0.35:16+4"), ("16+g", "mobilenet_v2@0.35:16+8")]
+    space = build_cell_space(config.model_copy(update={"study": config.study.model_copy(update={"seeds": (7, 9)})}))
+    assert space.size == 7 * 2 and space.archs[0] == "mobilenet_v2@0.35" and space.blocks == (12, 15, 16)
+    runner = ablation_config(config)
+    assert (runner.n_trials, runner.sampler.name, runner.scheduler.name) == (21, "grid", "fifo")
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"kind": "placement", "groups": [1, 4]}, "study: a placement study uses one g"),
+    ({"kind": "subspaces"}, "study: a subspaces study needs archs"),
+    ({"kind": "grid", "archs": ["paper-mv2-c"]}, "archs belongs to a subspaces study, not grid"),
+    ({"kind": "grid", "seeds": [1, 1]}, "seeds must be a count or a list of distinct seeds"),
+    ({"kind": "sweep"}, "study.kind: Input should be 'placement', 'subspaces' or 'grid'"),
+])
+def test_study_config_errors_name_the_field(tmp_path, fields, message):
+    path = tmp_path / "ab.yaml"
+    path.write_text(json.dumps({"study": fields}))
+    with pytest.raises(InvalidInput, match=message):
+        load_search_config(path)
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"kind": "subspaces", "archs": ["paper-mv2-z"]}, "study.archs.0: unknown variant 'paper-mv2-z'"),
+    ({"kind": "subspaces", "archs": ["mobilenet_v1:11=4"]}, "study.archs.0: mobilenet_v1:11=4 must place ULSAM on "
+                                                            "mobilenet_v2"),
+    ({"kind": "grid", "blocks": [40]}, "study.blocks: block 40 out of range for mobilenet_v2; valid blocks: 1..17"),
+    ({"kind": "grid", "blocks": [2], "ops": ["replace"]}, "study.blocks: block 2 cannot be replaced"),
+    ({"kind": "grid", "blocks": [1], "ops": ["insert"], "groups": [3, 5]}, "study.groups: none of 3, 5 fits "
+                                                                             "block 1 insert"),
+])
+def test_cells_errors_name_the_field(fields, message):
+    with pytest.raises(InvalidInput, match=message):
+        study_cells(study(**fields))
+
+
+def _row(number, arch, seed, top1, top5):
+    return {**{c: None for c in COLUMNS}, "number": number, "arch": arch, "seed": seed, "top1": top1, "top5": top5,
+            "status": "COMPLETE", "macs": 100, "params": 10}
+
+
+def test_statistics_match_a_hand_computation():
+    config = study("subspaces", archs=["paper-mv2-c"], groups=[4, 8], seeds=3, paper_reference="imagenet")
+    base = [71.0, 72.0, 73.0]
+    cell = [71.5, 72.0, 74.5]  # paired differences 0.5, 0.0, 1.5
+    rows = [_row(i, "mobilenet_v2", s, t, 90.0) for i, (s, t) in enumerate(zip((0, 1, 2), base))]
+    rows += [_row(3 + i, "mobilenet_v2:12=4,15=4", s, t, 90.0 + s) for i, (s, t) in enumerate(zip((0, 1, 2), cell))]
+    rows += [_row(6, "mobilenet_v2:12=8,15=8", 0, 70.0, 89.0)]  # one seed so far
+    stats = cell_statistics(config, pd.DataFrame(rows)).set_index("arch")
+
+    t_975_df2 = 4.302652729911275  # Student's t, 97.5th percentile, 2 degrees of freedom
+    b = stats.loc["mobilenet_v2"]
+    assert (b["n"], b["top1_mean"], b["top1_std"]) == (3, 72.0, 1.0)
+    assert b["top1_ci_low"] == pytest.approx(72.0 - t_975_df2 / math.sqrt(3))
+    assert (b["paper_top1"], b["paper_top5"]) == (71.25, 90.19)
+
+    c = stats.loc["mobilenet_v2:12=4,15=4"]
+    mean_d, sd_d = 2.0 / 3, math.sqrt(((0.5 - 2 / 3) ** 2 + (2 / 3) ** 2 + (1.5 - 2 / 3) ** 2) / 2)
+    t = mean_d / (sd_d / math.sqrt(3))
+    assert c["d_top1"] == pytest.approx(mean_d) and c["paired_seeds"] == 3
+    assert c["d_top1_ci_high"] == pytest.approx(mean_d + t_975_df2 * sd_d / math.sqrt(3))
+    assert c["d_top1_p"] == pytest.approx(1 - abs(t) / math.sqrt(t * t + 2))  # two-sided, df = 2, closed form
+    assert c["d_top5"] == pytest.approx(1.0) and c["paper_top1"] == 71.52
+
+    one = stats.loc["mobilenet_v2:12=8,15=8"]
+    assert one["n"] == 1 and one["top1_mean"] == 70.0 and math.isnan(one["top1_std"]) and math.isnan(one["d_top1_p"])
+    assert one["d_top1"] == pytest.approx(-1.0)  # the one seed both have: 70 - 71
+    assert set(PAPER_RESULTS) >= {("birds", "mobilenet_v2:9=16,12=16"), ("dogs", "mobilenet_v1:11=8")}
+
+
+def _exe() -> str:
+    return str(Path(sys.executable).parent / "ulsam-search")
+
+
+@pytest.mark.slow
+def test_a_real_ablation_on_digits_resumes_and_reports(tmp_path):
+    """2 placements x 2 g x 2 seeds + the baseline: 10 trials; the driver is killed mid-study and resumed."""
+    config = tmp_path / "ab.yaml"
+    config.write_text(
+        "backbone: mobilenet_v1\nwidth: 0.25\ndataset: {name: digits, train_limit: 256}\n"
+        "training: {epochs: 2, batch_size: 32, warmup_epochs: 0.5}\n"
+        "study: {kind: grid, blocks: [7, 9], ops: [replace], groups: [1, 2], seeds: 2}\nmax_concurrent: 2\n")
+    args = ["--runs-dir", str(tmp_path / "runs"), "--reports-dir", str(tmp_path / "reports")]
+    driver = subprocess.Popen([_exe(), "ablate", str(config), "--quiet", *args], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+    trials = tmp_path / "runs" / "ab" / "trials.csv"
+    deadline = time.time() + 240
+    while time.time() < deadline and (not trials.exists() or len(pd.read_csv(trials)) < 3):
+        assert driver.poll() is None, driver.stderr.read().decode()
+        time.sleep(0.5)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    before = pd.read_csv(trials)
+    assert 3 <= len(before) < 10
+    resumed = subprocess.run([_exe(), "resume", str(tmp_path / "runs" / "ab"), "--quiet",
+                              "--reports-dir", str(tmp_path / "reports")], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    table = pd.read_csv(trials)
+    assert len(table) == 10 and (table["status"] == "COMPLETE").all() and table["duplicate_of"].isna().all()
+    assert sorted(zip(table["arch"], table["seed"])) == sorted(
+        (f"mobilenet_v1@0.25{cell}", seed) for cell in ("", ":7=1", ":7=2", ":9=1", ":9=2") for seed in (0, 1))
+    kept = table.set_index("number").loc[before["number"], ["trial_id", "top1"]]
+    assert kept.reset_index(drop=True).equals(before[["trial_id", "top1"]])  # finished cells never re-run
+
+    report = tmp_path / "reports" / "ab"
+    stats = pd.read_csv(report / "ablation.csv")
+    assert stats["n"].tolist() == [2] * 5 and stats["row"].tolist()[0] == "baseline"
+    assert stats["paired_seeds"].dropna().tolist() == [2] * 4
+    markdown = (report / "ablation.md").read_text()
+    assert "| block 7 replace |" in markdown and "| g=1 | g=2 |" in markdown
+    for png in ("ablation_top1_vs_g.png", "ablation_delta_top1.png"):
+        assert (report / png).stat().st_size > 10_000
+    assert 'id="plot-ablation_delta_top1"' in (report / "index.html").read_text()
+
+
+def test_ablate_and_run_refuse_each_others_configs(tmp_path):
+    search = tmp_path / "search.yaml"
+    search.write_text("space: {blocks: [12]}\n")
+    result = subprocess.run([_exe(), "ablate", str(search), "--runs-dir", str(tmp_path / "runs")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert "study: missing; an ablation names its study" in result.stderr
+    ablation = ROOT / "search_spaces" / "ablation_quick.yaml"
+    result = subprocess.run([_exe(), "run", str(ablation), "--runs-dir", str(tmp_path / "runs")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "study: this is an ablation; run it with `ulsam-search ablate" in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "search_spaces").glob("ablation_*.yaml")))
+def test_shipped_studies_build_their_cells(name):
+    config = ablation_config(load_search_config(ROOT / "search_spaces" / name))
+    assert config.n_trials == build_cell_space(config).size >= 15
