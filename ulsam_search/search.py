@@ -187,12 +187,13 @@ def _grid_sampler_class():
 def make_sampler(config: SearchConfig, space: SearchSpace, trials_so_far: int = 0):
     """The Optuna sampler the config names, always passed explicitly (Optuna 5 changed the MO default).
 
-    A resumed run seeds it with ``seed + trials_so_far``: the same seed would replay the first proposals.
+    A resumed run seeds it with ``seed + trials_so_far``: the same seed would replay the first proposals. Not the
+    grid sampler: its seed shuffles the grid, trial k takes grid point k, and it skips the points already visited.
     """
     import optuna
 
     options = dict(config.sampler.options)
-    seed = config.sampler.seed + trials_so_far
+    seed = config.sampler.seed + (trials_so_far if config.sampler.name != "grid" else 0)
     factories = {
         "nsga2": lambda: optuna.samplers.NSGAIISampler(seed=seed, **options),
         "tpe": lambda: optuna.samplers.TPESampler(seed=seed, **options),
@@ -345,10 +346,10 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
                           cost.params - constraints.max_params if constraints.max_params else 0.0]
             ot_trial.set_user_attr("choices", {param_name(b): c for b, c in arch.choices().items()
                                                if param_name(b) in blocks})
-            for key, value in (("backbone", arch.backbone), ("width", arch.width), ("macs", cost.macs),
+            for name, value in (("backbone", arch.backbone), ("width", arch.width), ("macs", cost.macs),
                                ("params", cost.params), ("flops", cost.flops), ("epochs_budget", budget),
                                ("seed", seed)):
-                ot_trial.set_user_attr(key, value)
+                ot_trial.set_user_attr(name, value)
             if any(v > 0 for v in violations):
                 ot_trial.set_user_attr("status", INFEASIBLE)
                 ot_trial.set_user_attr("error", "; ".join(
