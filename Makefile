@@ -27,8 +27,8 @@ browser:
 test: install browser
 	$(BIN)/python -m pytest -q
 
-# The quick-start search: a real multi-objective search on digits, about 4 minutes on 2 CPU cores; a second
-# `make demo` continues (or just reports) the same run.
+# The quick-start search: a real multi-objective search on digits, about 4 minutes on 2 CPU cores, ending with its
+# report in reports/quickstart/ (index.html, pareto.md, PNGs); a second `make demo` continues (or just reports) it.
 demo: install
 	$(BIN)/ulsam-search variants
 	$(BIN)/ulsam-search run search_spaces/quickstart.yaml
