@@ -341,7 +341,9 @@ def ablation_figures(stats: pd.DataFrame) -> dict[str, object]:
                                  customdata=done["arch"], hovertemplate="%{customdata}<br>g=%{x}<br>top-1 %{y:.2f}"))
     if baseline["n"]:
         fig.add_hline(y=baseline["top1_mean"], line_dash="dash", annotation_text="baseline")
-    fig.update_layout(title="top-1 vs g (mean, 95% CI over seeds)", xaxis={"type": "log", "title": "g"},
+    groups = sorted(int(g) for g in stats["groups"].dropna().unique())
+    fig.update_layout(title="top-1 vs g (mean, 95% CI over seeds)",
+                      xaxis={"type": "log", "title": "g", "tickvals": groups, "ticktext": [str(g) for g in groups]},
                       yaxis_title="top-1 (%)", template="plotly_white", height=440)
     figures = {"ablation_top1_vs_g": fig}
     fig = go.Figure()

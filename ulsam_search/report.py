@@ -395,7 +395,7 @@ def _write_ablation(data: ReportData, folder: Path) -> str:
     write_ablation_pngs(stats, data.name, folder)
     plots = "".join(f'<div class="plot" id="plot-{name}">{fig.to_html(full_html=False, include_plotlyjs=False)}'
                     f'</div>' for name, fig in ablation_figures(stats).items())
-    tables = "".join(f"<h3>{'Top-1' if metric == 'top1' else 'Top-5'} (%)</h3>" + table.to_html(escape=True)
+    tables = "".join(f"<h3>{'Top-1' if metric == 'top1' else 'Top-5'} (%)</h3>" + table.to_html(escape=True, index_names=False)
                      for metric, table in ablation_tables(stats).items())
     return (f"<h2>Ablation: {html.escape(data.config.study.kind)} study</h2><p>Mean ± sample std [95% CI] over "
             f"seeds {', '.join(map(str, data.config.study.seed_list))}; Δ: paired difference from the baseline "
