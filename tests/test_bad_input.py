@@ -1,0 +1,109 @@
+"""A corpus of malformed inputs, each through the real CLI in a subprocess: exit code 2, exactly one line on stderr
+naming the problem, no traceback, and no file written or changed anywhere under the working folder."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXE = str(Path(sys.executable).parent / "ulsam-search")
+SEARCH = "backbone: mobilenet_v2\nwidth: 0.35\nspace: {blocks: [12, 15]}\n"
+
+
+def _prepare(root: Path) -> None:
+    """The files the corpus points at: configs, a run directory with a broken table, a file where a folder goes."""
+    configs = {
+        "unknown_key.yaml": SEARCH + "epochs: 3\n",
+        "wrong_type.yaml": SEARCH + "n_trials: many\n",
+        "negative_budget.yaml": SEARCH + "training: {epochs: -1}\n",
+        "g_not_dividing.yaml": SEARCH + "space: {blocks: [12], per_block: {12: {groups: [5]}}}\n",
+        "replace_stride2.yaml": SEARCH + "space: {blocks: [2, 12], per_block: {2: {ops: [replace]}}}\n",
+        "empty_space.yaml": SEARCH + "space: {blocks: [12, 15], ops: [none]}\n",
+        "unused_g.yaml": SEARCH + "space: {blocks: [12, 15], groups: [1, 5]}\n",
+        "impossible.yaml": SEARCH + "constraints: {max_macs: 1000}\n",
+        "missing_data.yaml": SEARCH + "dataset: {name: cifar10, root: /nonexistent/cifar}\n",
+        "bad_yaml.yaml": "space: [12,\n",
+        "not_mapping.yaml": "- backbone\n- width\n",
+        "mo_asha_no_top1.yaml": SEARCH + "objectives: [macs, params]\nscheduler: {name: mo-asha}\n",
+        "placement_two_g.yaml": SEARCH + "study: {kind: placement, groups: [1, 4]}\n",
+        "subspaces_no_archs.yaml": SEARCH + "study: {kind: subspaces}\n",
+        "study_bad_block.yaml": SEARCH + "study: {kind: grid, blocks: [40]}\n",
+    }
+    for name, text in configs.items():
+        (root / name).write_text(text.replace("space: {blocks: [12, 15]}\nspace:", "space:"))
+    run = root / "runs" / "broken"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("name: broken\n" + SEARCH)
+    (run / "run.json").write_text('{"input_size": 32, "num_classes": 10, "small_input": true, "baseline_arch": '
+                                  '"mobilenet_v2@0.35", "baseline_macs": 1, "baseline_params": 1}\n')
+    (run / "trials.csv").write_text("number,arch,status,macs,params,top1\n0,mobilenet_v2@0.35,COMPL")
+    (root / "runs" / "empty").mkdir()
+    (root / "a_file").write_text("not a folder\n")
+    (root / "cifar_empty").mkdir()
+
+
+CASES = [
+    # configs
+    (["run", "unknown_key.yaml"], "epochs: unknown key; valid keys here: name, backbone"),
+    (["run", "wrong_type.yaml"], "n_trials: Input should be a valid integer"),
+    (["run", "negative_budget.yaml"], "training.epochs: Input should be greater than 0"),
+    (["run", "g_not_dividing.yaml"], "space.per_block.12.groups: none of 5 divides the"),
+    (["run", "replace_stride2.yaml"], "space.per_block.2.ops: block 2 cannot be replaced"),
+    (["run", "empty_space.yaml"], "space: nothing to search"),
+    (["run", "unused_g.yaml"], "space.groups: g=5 divides the channels of no candidate block"),
+    (["run", "impossible.yaml"], "constraints.max_macs: 1,000 is below the cheapest architecture"),
+    (["run", "missing_data.yaml"], "dataset: cifar10 not found"),
+    (["run", "bad_yaml.yaml"], "invalid YAML at line"),
+    (["run", "not_mapping.yaml"], "expected a mapping of keys"),
+    (["run", "missing.yaml"], "config missing.yaml does not exist"),
+    (["run", "mo_asha_no_top1.yaml"], "scheduler mo-asha compares accuracy at each rung: add top1"),
+    (["run", "unknown_key.yaml", "--address", "127.0.0.1:1"], "unknown key"),
+    (["run", "impossible.yaml", "--n-trials", "0"], "argument --n-trials: expected a positive integer, got '0'"),
+    (["ablate", "placement_two_g.yaml"], "study: a placement study uses one g"),
+    (["ablate", "subspaces_no_archs.yaml"], "study: a subspaces study needs archs"),
+    (["ablate", "study_bad_block.yaml"], "study.blocks: block 40 out of range for mobilenet_v2"),
+    (["ablate", "empty_space.yaml"], "study: missing; an ablation names its study"),
+    # ARCH strings
+    (["count", "mobilenet_v2:12=5"], "g=5 does not divide the 96 channels at block 12"),
+    (["count", "mobilenet_v2:2=4"], "block 2 of mobilenet_v2 cannot be replaced"),
+    (["count", "mobilenet_v3"], "unknown backbone 'mobilenet_v3'"),
+    (["count", "mobilenet_v2@0.3"], "width 0.3 is not available for mobilenet_v2"),
+    (["train", "paper-mv2-z", "--quiet"], "unknown variant 'paper-mv2-z'"),
+    # CLI arguments
+    (["train", "mobilenet_v2", "--epochs", "-3"], "argument --epochs: expected a positive integer, got '-3'"),
+    (["train", "mobilenet_v2", "--lr", "nan"], "argument --lr: expected a positive number"),
+    (["count", "mobilenet_v2", "--input-size", "0"], "argument --input-size: expected a positive integer"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+    # data roots
+    (["train", "mobilenet_v2", "--dataset", "imagefolder", "--data-root", "/nonexistent/images", "--quiet"],
+     "imagefolder"),
+    (["train", "mobilenet_v2", "--dataset", "cifar100", "--data-root", "cifar_empty", "--quiet"],
+     "cifar100 not found"),
+    # run directories and results files
+    (["resume", "runs/nowhere"], "is not a run directory"),
+    (["resume", "runs/empty"], "is not a run directory (no config.yaml)"),
+    (["report", "runs/nowhere"], "run directory runs/nowhere does not exist"),
+    (["report", "runs/broken", "--out", "out"], "trials.csv: row 2 is truncated or corrupt"),
+    # unwritable output
+    (["train", "mobilenet_v2", "--epochs", "1", "--out", "a_file/run", "--quiet"], "a_file"),
+    (["report", "runs/broken", "--out", "a_file/report"], "trials.csv: row 2 is truncated or corrupt"),
+]
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("argv, message", CASES, ids=[" ".join(a)[:60] for a, _ in CASES])
+def test_malformed_input_exits_2_with_one_line_and_touches_nothing(tmp_path, argv, message):
+    _prepare(tmp_path)
+    before = _snapshot(tmp_path)
+    result = subprocess.run([EXE, *argv], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.stderr, result.stderr
+    assert message in lines[0], lines[0]
+    assert result.stdout == ""
+    assert _snapshot(tmp_path) == before  # nothing written, nothing changed
