@@ -22,6 +22,7 @@ import pandas as pd
 from .arch import INSERT, REPLACE, Architecture, Placement
 from .config import SearchConfig
 from .errors import InvalidInput
+from .report import markdown_table
 from .results import COMPLETE
 from .space import param_name
 from .variants import VARIANTS, resolve_arch
@@ -279,11 +280,6 @@ def ablation_markdown(config: SearchConfig, stats: pd.DataFrame) -> str:
                             if study.paper_reference else ""), ""]
     for metric, table in ablation_tables(stats).items():
         lines += [f"## {'Top-1' if metric == 'top1' else 'Top-5'} accuracy (%)", "",
-                  _markdown(table.reset_index().rename(columns={"row": ""})), ""]
+                  markdown_table(["", *table.columns], [[row, *cells] for row, cells in
+                                                         zip(table.index, table.astype(str).values.tolist())]), ""]
     return "\n".join(lines)
-
-
-def _markdown(frame: pd.DataFrame) -> str:
-    from .report import markdown_table
-
-    return markdown_table([str(c) for c in frame.columns], frame.astype(str).values.tolist())

@@ -16,19 +16,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .report import ReportData
+from .report import ReportData, fmt
 from .results import COMPLETE, PRUNED
 
 FRONT_COLOUR, DOMINATED_COLOUR, PRUNED_COLOUR, BASELINE_COLOUR = "#d62728", "#7f7f7f", "#bbbbbb", "#000000"
 COST_AXES = {"macs": "MACs", "params": "parameters"}
 
 
-def _choice_order(data: ReportData, block: str) -> list[str]:
-    """The choices of a block column as the axis shows them: none, then inserts, then replaces, by g."""
-    def key(choice: str) -> tuple[int, int]:
-        return ({"n": 0, "+": 1, "=": 2}[choice[0]], int(choice[1:]) if choice != "none" else 0)
+def _choice_key(choice: str) -> tuple[int, int]:
+    """Axis order of per-block choices: none, then inserts, then replaces, each by g."""
+    return {"n": 0, "+": 1, "=": 2}[choice[0]], int(choice[1:]) if choice != "none" else 0
 
-    return sorted(data.table[block].dropna().astype(str).unique(), key=key)
+
+def _choice_order(data: ReportData, block: str) -> list[str]:
+    return sorted(data.table[block].dropna().astype(str).unique(), key=_choice_key)
 
 
 def _scatter_groups(data: ReportData) -> dict[str, pd.DataFrame]:
@@ -41,8 +42,7 @@ def _scatter_groups(data: ReportData) -> dict[str, pd.DataFrame]:
 
 def placement_frequencies(data: ReportData) -> pd.DataFrame:
     """blocks x choices: the share of the front that made each choice at each block."""
-    columns = sorted({c for b in data.blocks for c in _choice_order(data, b)},
-                     key=lambda c: ({"n": 0, "+": 1, "=": 2}[c[0]], int(c[1:]) if c != "none" else 0))
+    columns = sorted({c for b in data.blocks for c in _choice_order(data, b)}, key=_choice_key)
     counts = pd.DataFrame(0.0, index=[b.replace("block_", "block ") for b in data.blocks], columns=columns)
     for block in data.blocks:
         shares = data.front[block].astype(str).value_counts(normalize=True)
@@ -53,20 +53,28 @@ def placement_frequencies(data: ReportData) -> pd.DataFrame:
 
 # --- matplotlib ----------------------------------------------------------------------------------------------
 
-def write_pngs(data: ReportData, folder: Path) -> list[Path]:
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display on servers)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+
+
+def write_pngs(data: ReportData, folder: Path) -> None:
     import matplotlib.ticker
 
-    written = []
+    plt = _pyplot()
 
     def save(fig, name: str) -> None:
-        path = folder / f"{name}.png"
-        fig.savefig(path, dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        written.append(path)
+        _save(fig, folder / f"{name}.png")
 
     groups = _scatter_groups(data)
     for cost, label in COST_AXES.items():
@@ -132,7 +140,6 @@ def write_pngs(data: ReportData, folder: Path) -> list[Path]:
     fig.colorbar(matplotlib.cm.ScalarMappable(scale, "viridis"), ax=ax, label="top-1 (%)")
     ax.set_title(f"{data.name}: per-block choices of complete trials, coloured by top-1")
     save(fig, "parallel_choices")
-    return written
 
 
 def _mark_baseline_mpl(ax, data: ReportData, cost: str) -> None:
@@ -229,7 +236,8 @@ def write_html(data: ReportData, info: dict, others: pd.DataFrame, path: Path, e
         f"<tr><td>{int(r['number'])}{' (knee)' if r['number'] == data.knee else ''}</td>"
         f"<td><code>{html.escape(r['arch'])}</code> {html.escape(r['paper_variant'])}</td>"
         f"<td>{r['top1']:.2f}</td><td>{int(r['macs']):,}</td><td>{int(r['params']):,}</td>"
-        f"<td>{_signed(r['d_top1'])}</td><td>{_signed(r['d_macs_pct'])}</td><td>{_signed(r['d_params_pct'])}</td>"
+        f"<td>{fmt(r['d_top1'], signed=True)}</td><td>{fmt(r['d_macs_pct'], signed=True)}</td>"
+        f"<td>{fmt(r['d_params_pct'], signed=True)}</td>"
         f"<td><code>{html.escape(r['command'])}</code></td></tr>"
         for _, r in data.front.sort_values("top1", ascending=False).head(20).iterrows())
     rest = "".join(f"<tr><td>{int(r['number'])}</td><td>{r['status']}</td><td><code>{html.escape(r['arch'])}</code>"
@@ -259,10 +267,6 @@ reference is 1). Baseline <code>{html.escape(data.facts.baseline_arch)}</code>: 
     path.write_text(page)
 
 
-def _signed(value: float) -> str:
-    return "n/a" if value is None or np.isnan(value) else f"{value:+.2f}"
-
-
 # --- ablations -----------------------------------------------------------------------------------------------
 
 def _ablation_series(stats: pd.DataFrame):
@@ -272,14 +276,9 @@ def _ablation_series(stats: pd.DataFrame):
     return baseline, [(label, group.sort_values("groups")) for label, group in cells.groupby("row", sort=False)]
 
 
-def write_ablation_pngs(stats: pd.DataFrame, name: str, folder: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def write_ablation_pngs(stats: pd.DataFrame, name: str, folder: Path) -> None:
+    plt = _pyplot()
     baseline, rows = _ablation_series(stats)
-    written = []
     fig, ax = plt.subplots(figsize=(7, 4.5))
     if baseline["n"]:
         ax.axhline(baseline["top1_mean"], color=BASELINE_COLOUR, lw=1, label="baseline (mean)")
@@ -298,10 +297,7 @@ def write_ablation_pngs(stats: pd.DataFrame, name: str, folder: Path) -> list[Pa
     ax.set_title(f"{name}: top-1 vs g")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best", ncol=2)
-    path = folder / "ablation_top1_vs_g.png"
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    written.append(path)
+    _save(fig, folder / "ablation_top1_vs_g.png")
 
     fig, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(rows) + 3), 4.5))
     groups = sorted(stats["groups"].dropna().unique())
@@ -320,11 +316,7 @@ def write_ablation_pngs(stats: pd.DataFrame, name: str, folder: Path) -> list[Pa
     ax.set_title(f"{name}: Δ top-1 per placement")
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=7)
-    path = folder / "ablation_delta_top1.png"
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    written.append(path)
-    return written
+    _save(fig, folder / "ablation_delta_top1.png")
 
 
 def ablation_figures(stats: pd.DataFrame) -> dict[str, object]:

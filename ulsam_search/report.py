@@ -30,7 +30,9 @@ import pandas as pd
 
 from .config import SearchConfig, load_search_config
 from .errors import InvalidInput
-from .results import COMPLETE, FAILED, INFEASIBLE, OBJECTIVE_COLUMNS, PRUNED, STATUSES, pareto_mask, pareto_set
+from ._io import atomic_path
+from .results import (COMPLETE, FAILED, INFEASIBLE, OBJECTIVE_COLUMNS, PRUNED, STATUSES, eligible, pareto_mask,
+                      pareto_set)
 from .arch import Architecture
 from .variants import VARIANTS
 
@@ -50,8 +52,6 @@ class RunFacts:
     baseline_params: int
 
     def write(self, path: Path) -> None:
-        from ._io import atomic_path
-
         with atomic_path(path) as temporary:
             temporary.write_text(json.dumps(self.__dict__, indent=2) + "\n")
 
@@ -164,10 +164,10 @@ def hypervolume(losses: np.ndarray) -> float:
 
 def hypervolume_history(table: pd.DataFrame, objectives, reference: dict[str, float]) -> pd.DataFrame:
     """Hypervolume of the front of trials 0..n for every trial number n (recomputed only when the front moves)."""
-    eligible = _eligible(table).sort_values("number")
-    losses = normalised_losses(eligible, reference)
+    candidates = eligible(table).sort_values("number")
+    losses = normalised_losses(candidates, reference)
     numbers = table["number"].sort_values().to_numpy()
-    rank = {number: i for i, number in enumerate(eligible["number"])}
+    rank = {number: i for i, number in enumerate(candidates["number"])}
     front: np.ndarray = np.empty((0, losses.shape[1]))
     value, values = 0.0, []
     for number in numbers:
@@ -178,10 +178,6 @@ def hypervolume_history(table: pd.DataFrame, objectives, reference: dict[str, fl
             value = hypervolume(front)
         values.append(value)
     return pd.DataFrame({"number": numbers, "hypervolume": values})
-
-
-def _eligible(table: pd.DataFrame) -> pd.DataFrame:
-    return table[(table["status"] == COMPLETE) & table["feasible"].fillna(True).astype(bool)]
 
 
 def knee_point(losses: np.ndarray) -> int | None:
@@ -234,8 +230,8 @@ def collect(run_dir: str | os.PathLike) -> ReportData:
     reference, floor = reference_point(config, facts, table)
     blocks = [c for c in table.columns if c.startswith("block_")]
     front = pareto_set(table, objectives).sort_values(["macs", "params", "number"]).reset_index(drop=True)
-    eligible = _eligible(table)
-    baseline_rows = eligible[eligible["arch"] == facts.baseline_arch]
+    candidates = eligible(table)
+    baseline_rows = candidates[candidates["arch"] == facts.baseline_arch]
     baseline_top1 = float(baseline_rows["top1"].iloc[0]) if not baseline_rows.empty else None
     baseline_top5 = float(baseline_rows["top5"].iloc[0]) if not baseline_rows.empty else None
     front = front.assign(
@@ -274,11 +270,11 @@ def summary(data: ReportData, wall_seconds: float) -> dict:
     table, front = data.table, data.front
     counts = {status: int((table["status"] == status).sum()) for status in STATUSES}
     best = {}
+    candidates = eligible(table)
     for objective in data.config.objectives:
         column, direction = OBJECTIVE_COLUMNS[objective]
-        eligible = _eligible(table)
-        if not eligible.empty:
-            row = eligible.loc[eligible[column].idxmax() if direction == "max" else eligible[column].idxmin()]
+        if not candidates.empty:
+            row = candidates.loc[candidates[column].idxmax() if direction == "max" else candidates[column].idxmin()]
             best[objective] = {"number": int(row["number"]), "arch": row["arch"], "value": float(row[column])}
     knee = front[front["number"] == data.knee].iloc[0] if data.knee is not None else None
     return {
@@ -313,7 +309,7 @@ def run_wall_seconds(table: pd.DataFrame) -> float:
     return float(ends.max() - started.min())
 
 
-def _fmt(value, digits: int = 2, signed: bool = False) -> str:
+def fmt(value, digits: int = 2, signed: bool = False) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     if isinstance(value, (int, np.integer)) or float(value).is_integer() and abs(value) >= 1000:
@@ -327,25 +323,24 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def pareto_markdown(data: ReportData, info: dict) -> str:
+def pareto_markdown(data: ReportData, info: dict, others: pd.DataFrame) -> str:
     front, facts = data.front, data.facts
     lines = [f"# Pareto set of {data.name}", "",
              f"{info['trials']} of {info['n_trials']} trials: " + ", ".join(
                  f"{n} {s.lower()}" for s, n in info["counts"].items()) + f". Objectives: " + ", ".join(
                  f"{o} ({d})" for o, d in info["objectives"].items()) + ".",
              f"Hypervolume {data.hypervolume:.4f} (reference: " + ", ".join(
-                 f"{o} {_fmt(v)}" for o, v in data.reference.items()) + "; normalised so the reference is 1).",
+                 f"{o} {fmt(v)}" for o, v in data.reference.items()) + "; normalised so the reference is 1).",
              f"Baseline `{facts.baseline_arch}`: {facts.baseline_macs:,} MACs, {facts.baseline_params:,} params, "
-             f"top-1 {_fmt(data.baseline_top1)}.", ""]
+             f"top-1 {fmt(data.baseline_top1)}.", ""]
     header = ["#", "ARCH", *[b.replace("block_", "b") for b in data.blocks], "top-1 %", "top-5 %", "MACs", "params",
               "Δ top-1", "Δ top-5", "Δ MACs %", "Δ params %"]
     rows = [[f"{int(r['number'])}{' (knee)' if r['number'] == data.knee else ''}",
              f"`{r['arch']}`" + (f" ({r['paper_variant']})" if r["paper_variant"] else ""),
-             *[r[b] for b in data.blocks], _fmt(r["top1"]), _fmt(r["top5"]), f"{int(r['macs']):,}",
-             f"{int(r['params']):,}", _fmt(r["d_top1"], signed=True), _fmt(r["d_top5"], signed=True),
-             _fmt(r["d_macs_pct"], signed=True), _fmt(r["d_params_pct"], signed=True)] for _, r in front.iterrows()]
+             *[r[b] for b in data.blocks], fmt(r["top1"]), fmt(r["top5"]), f"{int(r['macs']):,}",
+             f"{int(r['params']):,}", fmt(r["d_top1"], signed=True), fmt(r["d_top5"], signed=True),
+             fmt(r["d_macs_pct"], signed=True), fmt(r["d_params_pct"], signed=True)] for _, r in front.iterrows()]
     lines += ["## Front (sorted by MACs)", "", markdown_table(header, rows) if rows else "No complete trial yet.", ""]
-    others = not_on_front(data.table)
     if not others.empty:
         lines += ["## Not on the front", "", markdown_table(
             ["#", "status", "ARCH", "reason"],
@@ -366,15 +361,16 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
         raise InvalidInput(f"report folder {out}: {error.strerror or error}") from None
     try:
         info = summary(data, run_wall_seconds(data.table))
+        others = not_on_front(data.table)
         data.table.to_csv(staging / "trials.csv", index=False)
         front_columns = ["number", "arch", "paper_variant", *data.blocks, "top1", "top5", "macs", "params",
                          "d_top1", "d_top5", "d_macs_pct", "d_params_pct", "command"]
         data.front[front_columns].to_csv(staging / "pareto.csv", index=False)
-        (staging / "pareto.md").write_text(pareto_markdown(data, info))
+        (staging / "pareto.md").write_text(pareto_markdown(data, info, others))
         (staging / "summary.json").write_text(json.dumps(info, indent=2) + "\n")
         write_pngs(data, staging)
         ablation = _write_ablation(data, staging) if data.config.study else ""
-        write_html(data, info, not_on_front(data.table), staging / "index.html", ablation)
+        write_html(data, info, others, staging / "index.html", ablation)
         _swap_in(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

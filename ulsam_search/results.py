@@ -61,10 +61,14 @@ def pareto_mask(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
     return _is_pareto_front(np.asarray(values, dtype=float) * signs, assume_unique_lexsorted=False)
 
 
+def eligible(frame: pd.DataFrame) -> pd.DataFrame:
+    """The trials that may be on a front: COMPLETE and feasible (pruned, failed and infeasible ones never count)."""
+    return frame[(frame["status"] == COMPLETE) & frame["feasible"].fillna(True).astype(bool)]
+
+
 def pareto_set(frame: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:
-    """The non-dominated rows among feasible COMPLETE trials (pruned, failed and infeasible ones never count)."""
-    candidates = frame[(frame["status"] == COMPLETE) & (frame["feasible"].fillna(True).astype(bool))]
-    candidates = candidates.drop_duplicates("arch")
+    """The non-dominated rows among ``eligible`` trials, one per ARCH."""
+    candidates = eligible(frame).drop_duplicates("arch")
     if candidates.empty:
         return candidates
     columns = [OBJECTIVE_COLUMNS[o][0] for o in objectives]
