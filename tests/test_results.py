@@ -25,4 +25,4 @@ def test_pareto_set_counts_only_feasible_complete_trials(tmp_path):
     assert front["arch"].tolist() == ["e", "a"]  # sorted by MACs
     path = tmp_path / "trials.csv"
     write_table(frame.reindex(columns=COLUMNS), path)
-    assert pd.read_csv(path)["number"].tolist() == list(range(7)) and not (tmp_path / "trials.csv.tmp").exists()
+    assert pd.read_csv(path)["number"].tolist() == list(range(7)) and not list(tmp_path.glob(".*.tmp"))

@@ -1,17 +1,75 @@
-"""Atomic file replacement, shared by every stage that rewrites a result file while others may read it."""
+"""Atomic file replacement, shared by every stage that rewrites a result file while others may read it.
+
+A writer killed at any instant leaves the old file or the new one, never part of one: data goes to a temporary
+file beside the target, is flushed to disk (``fsync``), and then renamed over the target, and the rename itself is
+flushed by syncing the folder. Temporaries carry their writer's host and process id, so two writers never share
+one and the leftovers of a killed writer are recognised and removed by the next writer on that host.
+"""
 
 from __future__ import annotations
 
+import glob
 import os
+import re
+import shutil
+import socket
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+
+_OWNER = re.compile(r"\.(\d+)@([^/]+)\.tmp$")
+
+
+def temporary_name(path: Path, kind: str = "") -> Path:
+    """A hidden name beside ``path`` owned by this process: ``.<name>.[<kind>.]<pid>@<host>.tmp``."""
+    return path.with_name(f".{path.name}.{kind + '.' if kind else ''}{os.getpid()}@{socket.gethostname()}.tmp")
+
+
+def _writer_died(name: str) -> bool:
+    """Whether the temporary ``name`` was left by a process of this host that no longer runs."""
+    owner = _OWNER.search(name)
+    if owner is None or owner.group(2) != socket.gethostname():
+        return False
+    try:
+        os.kill(int(owner.group(1)), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
+
+
+def remove_leftovers(path: Path) -> None:
+    """Delete the temporaries (files or folders) of ``path`` whose writer died on this host."""
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        if _writer_died(leftover.name):
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                leftover.unlink(missing_ok=True)
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file, or a folder's entries, to disk."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path beside ``path`` that replaces it once written: readers see the old file or the new one."""
     path = Path(path)
-    temporary = path.with_name(path.name + ".tmp")
-    yield temporary
-    os.replace(temporary, path)
+    remove_leftovers(path)
+    temporary = temporary_name(path)
+    try:
+        yield temporary
+        fsync_path(temporary)
+        os.replace(temporary, path)
+        fsync_path(path.parent)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise

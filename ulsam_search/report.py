@@ -20,7 +20,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ import pandas as pd
 
 from .config import SearchConfig, load_search_config
 from .errors import InvalidInput
-from ._io import atomic_path
+from ._io import atomic_path, fsync_path, remove_leftovers, temporary_name
 from .results import (COMPLETE, FAILED, INFEASIBLE, OBJECTIVE_COLUMNS, PRUNED, STATUSES, eligible, pareto_mask,
                       pareto_set)
 from .arch import Architecture
@@ -354,9 +353,11 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
 
     data = collect(run_dir)
     out = Path(out) if out is not None else Path("reports") / data.name
+    staging = temporary_name(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        remove_leftovers(out)
+        staging.mkdir()
     except OSError as error:
         raise InvalidInput(f"report folder {out}: {error.strerror or error}") from None
     try:
@@ -399,12 +400,16 @@ def _write_ablation(data: ReportData, folder: Path) -> str:
 
 
 def _swap_in(staging: Path, out: Path) -> None:
-    """Replace ``out`` by ``staging`` with two renames: readers see the old report or the new one."""
-    staging.chmod(0o755)
+    """Replace ``out`` by ``staging`` (flushed to disk first) with two renames: readers see the old report or the
+    new one. A writer killed between the renames leaves no ``out`` (never a partial one) until the next report."""
+    for path in staging.iterdir():
+        fsync_path(path)
+    fsync_path(staging)
     if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        old = temporary_name(out, "old")
         os.replace(out, old)
         os.replace(staging, out)
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(staging, out)
+    fsync_path(out.parent)
