@@ -9,6 +9,7 @@ line such as ``config quick.yaml: space.groups: ...``.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -148,6 +149,7 @@ class SchedulerConfig(_Strict):
 
 class RayConfig(_Strict):
     address: str | None = None
+    dashboard: bool = False  # a local instance's dashboard, bound to 127.0.0.1 (needs ray[default])
 
 
 class SearchConfig(_Strict):
@@ -165,9 +167,19 @@ class SearchConfig(_Strict):
     n_trials: PositiveInt = 16
     resources: ResourcesConfig = ResourcesConfig()
     max_concurrent: PositiveInt = 2
+    max_retries: int = Field(default=2, ge=0)  # relaunches of a trial whose process or node died, from its checkpoint
     scheduler: SchedulerConfig = SchedulerConfig()
     ray: RayConfig = RayConfig()
     study: StudyConfig | None = None  # an ablation (``ulsam-search ablate``) instead of a search
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, value):
+        """The run and report folders are runs/<name> and reports/<name>: a name must not lead out of them."""
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}", value):
+            raise ValueError(f"{value!r} is not a plain folder name (letters, digits, '_', '-', '.'; not starting "
+                             f"with '.' or '-'; at most 100 characters): set name or --name")
+        return value
 
     @field_validator("objectives")
     @classmethod

@@ -18,7 +18,7 @@ COMPLETE, PRUNED, FAILED, INFEASIBLE = "COMPLETE", "PRUNED", "FAILED", "INFEASIB
 STATUSES = (COMPLETE, PRUNED, FAILED, INFEASIBLE)
 COLUMNS = ("number", "trial_id", "arch", "backbone", "width", "top1", "top5", "val_loss", "macs", "params", "flops",
            "latency_ms", "epochs_done", "epochs_budget", "status", "feasible", "error", "seed", "seconds", "node",
-           "duplicate_of", "started_at")
+           "duplicate_of", "started_at", "retries", "resumed_from_epoch")
 # Objective name -> (column, direction) as the table stores it.
 OBJECTIVE_COLUMNS = {"top1": ("top1", "max"), "macs": ("macs", "min"), "params": ("params", "min"),
                      "latency": ("latency_ms", "min")}

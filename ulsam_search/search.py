@@ -95,6 +95,9 @@ def trial_results(trial_config: dict, job: TrialJob, *, node: str = "local",
     base = {"arch": trial_config["arch"], "number": trial_config["number"], "node": node,
             "baseline": trial_config.get("baseline", False),
             "epochs_budget": config.training.epochs, "started_at": time.time(), "epoch": 0}
+    # Every result carries every objective (Tune checks each one for the searcher's metrics), a failure's too.
+    metrics = {"top1": math.nan, "top5": math.nan, "val_loss": math.nan, "latency_ms": math.nan,
+               "macs": trial_config["macs"], "params": trial_config["params"]}
     try:
         data = load_data(config.dataset.name, config.dataset.root, batch_size=config.training.batch_size,
                          input_size=config.dataset.input_size, workers=config.dataset.workers, device=device,
@@ -105,21 +108,25 @@ def trial_results(trial_config: dict, job: TrialJob, *, node: str = "local",
         if config.training.pretrained:
             load_pretrained(model, config.training.pretrained)
         if "latency" in config.objectives:
-            base["latency_ms"] = measure_latency(model, job.input_size, batch=1, device=device).median_ms
+            metrics["latency_ms"] = measure_latency(model, job.input_size, batch=1, device=device).median_ms
         checkpoint = Path(job.checkpoints) / f"trial_{trial_config['number']:05d}.pt"
         resume = load_checkpoint(checkpoint) if checkpoint.exists() else None
+        base["resumed_from_epoch"] = len(resume["history"]) if resume is not None else 0
         if resume is not None and len(resume["history"]) >= config.training.epochs:
             epochs = iter([EpochMetrics(**resume["history"][-1])])  # finished before the driver heard of it
         else:
             epochs = train_epochs(model, data, replace(config.training.train_config(device), seed=seed),
                                   checkpoint_path=checkpoint, resume=resume)
-        for metrics in epochs:
-            base["epoch"] = metrics.epoch
-            yield {**base, "top1": metrics.top1, "top5": metrics.top5, "val_loss": metrics.val_loss,
-                   "macs": trial_config["macs"], "params": trial_config["params"],
-                   "seconds": time.perf_counter() - started}
+        for epoch in epochs:
+            base["epoch"] = epoch.epoch
+            metrics.update(top1=epoch.top1, top5=epoch.top5, val_loss=epoch.val_loss)
+            yield {**base, **metrics, "seconds": time.perf_counter() - started}
     except Exception as error:  # recorded as FAILED with its message; the search goes on
-        yield {**base, "error": f"{type(error).__name__}: {error}", "seconds": time.perf_counter() - started}
+        message = f"{type(error).__name__}: {error}"
+        if isinstance(error, (torch.OutOfMemoryError, MemoryError)):
+            torch.cuda.empty_cache()  # the actor trains the next trial
+            message += " (lower training.batch_size, or give each trial more memory: resources.gpu / resources.cpu)"
+        yield {**base, **metrics, "error": message, "seconds": time.perf_counter() - started}
 
 
 def train_trial(trial_config: dict, job: TrialJob, report: Callable[[dict], None], **kw) -> None:
@@ -174,9 +181,20 @@ def _grid_sampler_class():
     import optuna
 
     class GridSampler(optuna.samplers.GridSampler):
-        """Optuna's grid sampler without its ``Study.stop()`` on the last grid point: outside ``optimize()`` that
-        raises from ``tell`` after the trial is stored, so the run's table missed its last trial. The runner
-        stops at ``n_trials`` itself."""
+        """Optuna's grid sampler that visits ``first`` (the baseline) first, and without ``Study.stop()`` on the
+        last grid point: outside ``optimize()`` that raises from ``tell`` after the trial is stored, so the run's
+        table missed its last trial. The runner stops at ``n_trials`` itself.
+
+        Trial k takes grid point k of the seeded shuffle, and an enqueued trial takes none, so an enqueued baseline
+        would be proposed again and leave one grid point unvisited; moving it to the front does neither.
+        """
+
+        def __init__(self, search_space, seed: int, first: dict | None = None) -> None:
+            super().__init__(search_space, seed=seed)
+            if first is not None:
+                point = tuple(first[name] for name in self._param_names)
+                self._all_grids.remove(point)
+                self._all_grids.insert(0, point)
 
         def after_trial(self, study, trial, state, values) -> None:
             pass
@@ -199,12 +217,18 @@ def make_sampler(config: SearchConfig, space: SearchSpace, trials_so_far: int = 
         "tpe": lambda: optuna.samplers.TPESampler(seed=seed, **options),
         "gp": lambda: optuna.samplers.GPSampler(seed=seed, **options),
         "random": lambda: optuna.samplers.RandomSampler(seed=seed, **options),
-        "grid": lambda: _grid_sampler_class()(space.grid(), seed=seed, **options),
+        "grid": lambda: _grid_sampler_class()(space.grid(), seed=seed, first=_baseline_params(config, space),
+                                              **options),
     }
     try:
         return factories[config.sampler.name]()
     except TypeError as error:
         raise InvalidInput(f"sampler.options: {error}") from None
+
+
+def _baseline_params(config: SearchConfig, space: SearchSpace) -> dict | None:
+    """The first trial of a new run: the backbone without ULSAM, where the space holds it and the config wants it."""
+    return space.baseline_params() if config.space.baseline else None
 
 
 def _constrain(ot_trial, max_macs: float = 0.0, max_params: float = 0.0, min_top1: float = 0.0) -> None:
@@ -303,9 +327,10 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
             self.running: dict[str, int] = {}
             self.waiting: dict[str, list] = {}  # arch -> duplicates proposed while it trains
             self.relaunch: list = []  # interrupted trials of an earlier attempt
+            self.retries: dict[str, int] = {}  # Tune trial id -> relaunches after its process or node died
             earlier = self.study.get_trials(deepcopy=False)
-            baseline = space.baseline_params() if config.space.baseline else None
-            if not earlier and baseline is not None:
+            baseline = _baseline_params(config, space)
+            if not earlier and baseline is not None and config.sampler.name != "grid":  # the grid puts it first
                 self.study.enqueue_trial(baseline)  # the first trial asked; WAITING until then
             for trial in earlier:
                 if trial.state.is_finished():
@@ -383,15 +408,20 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
             result = result or {}
             epochs = int(result.get("epoch") or 0)
             ot_trial.set_user_attr("trial_id", trial_id)
-            for name in ("top1", "top5", "val_loss", "latency_ms", "seconds", "node", "started_at"):
-                if result.get(name) is not None:
+            for name in ("top1", "top5", "val_loss", "latency_ms", "seconds", "node", "started_at",
+                         "resumed_from_epoch"):
+                if result.get(name) is not None and result[name] == result[name]:  # not missing, not NaN
                     ot_trial.set_user_attr(name, result[name])
             ot_trial.set_user_attr("epochs_done", epochs)
+            retries = self.retries.pop(trial_id, 0)
+            ot_trial.set_user_attr("retries", retries)
             self.running.pop(key, None)
             progress.running = len(self.running)
             if error or result.get("error"):
                 ot_trial.set_user_attr("status", FAILED)
-                ot_trial.set_user_attr("error", result.get("error") or "the trial's process failed (see ray/)")
+                ot_trial.set_user_attr("error", result.get("error") or (
+                    f"the trial's process died {retries + 1} time(s) (its node was lost, or it was killed or ran out "
+                    f"of memory); Ray's error is in {paths.ray}"))
                 self._tell(ot_trial, None, optuna.trial.TrialState.FAIL)
             elif epochs >= budget:
                 top1 = float(result["top1"])
@@ -431,6 +461,17 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
     return Searcher_()
 
 
+def _retry_counter(searcher):
+    """A Tune callback counting, per trial, the relaunches after a lost process or node (``FailureConfig``)."""
+    from ray.tune import Callback
+
+    class RetryCounter(Callback):
+        def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+            searcher.retries[trial.trial_id] = searcher.retries.get(trial.trial_id, 0) + 1
+
+    return RetryCounter()
+
+
 def _check_address(address: str) -> None:
     """Fail fast (exit 2) on a Ray address nothing listens on, instead of Ray's long connection retries."""
     if address == "auto" or "://" in address:
@@ -443,13 +484,23 @@ def _check_address(address: str) -> None:
                            f"or drop --address to run locally") from None
 
 
-def _connect_ray(address: str | None) -> bool:
-    """Join ``address`` (or $RAY_ADDRESS), or start a local instance; True when this call started Ray."""
+def _connect_ray(address: str | None, dashboard: bool = False) -> bool:
+    """Join ``address`` (or $RAY_ADDRESS), or start a local instance; True when this call started Ray.
+
+    A local instance has no dashboard unless asked, and then it listens on 127.0.0.1 only (Ray's dashboard runs
+    jobs for whoever reaches it); a cluster's dashboard is set by its own `ray start`.
+    """
     import ray
 
     if ray.is_initialized():
         return False
     address = address or os.environ.get("RAY_ADDRESS")
+    if dashboard and not address:
+        try:
+            import aiohttp  # noqa: F401  one of ray[default]'s dashboard dependencies
+        except ImportError:
+            raise InvalidInput("ray.dashboard: Ray's dashboard needs ray[default] (pip install 'ray[default]'); "
+                               "set dashboard: false to run without it") from None
     if address:
         _check_address(address)
         try:
@@ -457,7 +508,8 @@ def _connect_ray(address: str | None) -> bool:
         except ConnectionError as error:
             raise InvalidInput(f"ray.address {address}: {error}") from None
     else:
-        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+        ray.init(include_dashboard=dashboard, dashboard_host="127.0.0.1", log_to_driver=False,
+                 configure_logging=False)
     return True
 
 
@@ -501,7 +553,7 @@ def run_search(config: SearchConfig, runs_dir: str | os.PathLike = "runs", *, pr
     paths, space, job = prepare_run(config, runs_dir)
     if paths.config.exists():
         _check_same_run(paths, config)
-    started_ray = _connect_ray(config.ray.address)
+    started_ray = _connect_ray(config.ray.address, config.ray.dashboard)
     try:
         paths.checkpoints.mkdir(parents=True, exist_ok=True)
         paths.config.write_text(config.to_yaml())
@@ -523,7 +575,8 @@ def run_search(config: SearchConfig, runs_dir: str | os.PathLike = "runs", *, pr
                 tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=-1,
                                             max_concurrent_trials=config.max_concurrent, reuse_actors=True),
                 run_config=tune.RunConfig(name=f"attempt-{attempt}", storage_path=str(paths.ray), verbose=0,
-                                          failure_config=tune.FailureConfig(fail_fast=False)))
+                                          callbacks=[_retry_counter(searcher)],
+                                          failure_config=tune.FailureConfig(max_failures=config.max_retries)))
             tuner.fit()
         return trials_table(searcher.study, [param_name(b) for b in space.blocks])
     finally:
