@@ -29,6 +29,9 @@ def _prepare(root: Path) -> None:
         "placement_two_g.yaml": SEARCH + "study: {kind: placement, groups: [1, 4]}\n",
         "subspaces_no_archs.yaml": SEARCH + "study: {kind: subspaces}\n",
         "study_bad_block.yaml": SEARCH + "study: {kind: grid, blocks: [40]}\n",
+        "valid.yaml": SEARCH,
+        "escape_name.yaml": SEARCH + "name: ../../outside\n",
+        "negative_retries.yaml": SEARCH + "max_retries: -1\n",
     }
     for name, text in configs.items():
         (root / name).write_text(text.replace("space: {blocks: [12, 15]}\nspace:", "space:"))
@@ -39,6 +42,12 @@ def _prepare(root: Path) -> None:
                                   '"mobilenet_v2@0.35", "baseline_macs": 1, "baseline_params": 1}\n')
     (run / "trials.csv").write_text("number,arch,status,macs,params,top1\n0,mobilenet_v2@0.35,COMPL")
     (root / "runs" / "empty").mkdir()
+    good = root / "runs" / "good"
+    good.mkdir()
+    for name in ("config.yaml", "run.json"):
+        (good / name).write_text((run / name).read_text())
+    (good / "trials.csv").write_text("number,arch,status,macs,params,top1,top5,epochs_done,epochs_budget,feasible\n"
+                                     "0,mobilenet_v2@0.35,COMPLETE,1,1,50.0,60.0,3,3,True\n")
     (root / "a_file").write_text("not a folder\n")
     (root / "cifar_empty").mkdir()
 
@@ -58,6 +67,9 @@ CASES = [
     (["run", "not_mapping.yaml"], "expected a mapping of keys"),
     (["run", "missing.yaml"], "config missing.yaml does not exist"),
     (["run", "mo_asha_no_top1.yaml"], "scheduler mo-asha compares accuracy at each rung: add top1"),
+    (["run", "escape_name.yaml"], "name: '../../outside' is not a plain folder name"),
+    (["run", "valid.yaml", "--name", "/tmp/elsewhere"], "name: '/tmp/elsewhere' is not a plain folder name"),
+    (["run", "negative_retries.yaml"], "max_retries: Input should be greater than or equal to 0"),
     (["run", "unknown_key.yaml", "--address", "127.0.0.1:1"], "unknown key"),
     (["run", "impossible.yaml", "--n-trials", "0"], "argument --n-trials: expected a positive integer, got '0'"),
     (["ablate", "placement_two_g.yaml"], "study: a placement study uses one g"),
@@ -88,6 +100,7 @@ CASES = [
     # unwritable output
     (["train", "mobilenet_v2", "--epochs", "1", "--out", "a_file/run", "--quiet"], "a_file"),
     (["report", "runs/broken", "--out", "a_file/report"], "trials.csv: row 2 is truncated or corrupt"),
+    (["report", "runs/good", "--out", "a_file/report"], "report folder a_file/report"),
 ]
 
 

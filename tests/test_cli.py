@@ -1,3 +1,4 @@
+import importlib.util
 import json
 import subprocess
 import sys
@@ -162,6 +163,41 @@ def test_run_bad_input_exits_2_and_writes_nothing(capsys, tmp_path, config_text,
     code, out, err = run(capsys, "run", str(config), "--runs-dir", str(runs), *extra)
     assert (code, out) == (2, "") and err.count("\n") == 1 and message in err, err
     assert not runs.exists()
+
+
+def _listening_ports() -> set[int]:
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A":  # LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def test_a_local_ray_instance_has_no_dashboard_unless_asked():
+    import ray
+
+    from ulsam_search.config import SearchConfig
+    from ulsam_search.search import _connect_ray
+
+    assert SearchConfig().ray.dashboard is False
+    assert _connect_ray(None, SearchConfig().ray.dashboard)
+    try:
+        assert 8265 not in _listening_ports()  # Ray's dashboard port: it runs jobs for whoever reaches it
+    finally:
+        ray.shutdown()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("aiohttp") is not None,
+                    reason="ray[default] is installed here, so the dashboard would start (on 127.0.0.1)")
+def test_dashboard_without_ray_default_is_bad_input(capsys, tmp_path):
+    config = tmp_path / "cfg.yaml"
+    config.write_text("space: {blocks: [12]}\nray: {dashboard: true}\n")
+    code, out, err = run(capsys, "run", str(config), "--runs-dir", str(tmp_path / "runs"))
+    assert (code, out) == (2, "") and err.count("\n") == 1, err
+    assert "ray.dashboard: Ray's dashboard needs ray[default] (pip install 'ray[default]')" in err
+    assert not (tmp_path / "runs").exists()
 
 
 def test_resume_and_rerun_refuse_what_they_cannot_continue(capsys, tmp_path):

@@ -1,5 +1,6 @@
 """Searches on real Ray (a local instance, and a 2-node ray.cluster_utils.Cluster) with real training on digits."""
 
+import itertools
 import json
 import os
 import signal
@@ -155,3 +156,14 @@ def test_resume_after_the_driver_is_killed(tmp_path):
     report = json.loads((tmp_path / "reports" / "tiny" / "summary.json").read_text())
     assert report["counts"]["COMPLETE"] == 7 and report["baseline"]["top1"] == after["top1"][0]
     assert after["arch"][0] == BASELINE
+
+
+def test_a_grid_search_visits_the_baseline_first_and_every_point_once():
+    from ulsam_search.search import make_sampler
+    from ulsam_search.space import build_space
+
+    config = tiny(space={"blocks": [7, 9], "groups": [1, 2]}, sampler={"name": "grid", "seed": 5})
+    space = build_space(config)
+    study = optuna.create_study(directions=config.directions, sampler=make_sampler(config, space))
+    archs = [str(space.suggest(study.ask())) for _ in range(len(list(itertools.product(*space.grid().values()))))]
+    assert archs[0] == BASELINE and len(set(archs)) == len(archs) == 25

@@ -1,0 +1,170 @@
+"""Fault injection on real searches: failing trials, a lost worker node, writers killed mid-write; reproducibility."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import ray
+
+from test_report import make_run
+from test_search import BASELINE, _study, tiny
+from ulsam_search.report import read_trials, write_report
+from ulsam_search.results import pareto_set, write_table
+from ulsam_search.search import run_search
+
+pytestmark = pytest.mark.slow
+
+TESTS = Path(__file__).resolve().parent
+
+
+def test_failing_trials_end_failed_with_their_error_and_the_search_goes_on(tmp_path):
+    # 128 images in batches of 64: step 3 is the first step of epoch 2.
+    faults = {f"{BASELINE}:8+1": "raise@1", f"{BASELINE}:8+2": "nan@3", f"{BASELINE}:8+4": "oom@2"}
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             runtime_env={"worker_process_setup_hook": "faults.install",
+                          "env_vars": {"PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+                                       "ULSAM_TEST_FAULTS": json.dumps(faults)}})
+    try:
+        config = tiny(space={"blocks": [8], "ops": ["none", "insert"], "groups": [1, 2, 4]},
+                      sampler={"name": "grid"}, n_trials=4)
+        table = run_search(config, tmp_path, progress=False)
+    finally:
+        ray.shutdown()
+    rows = table.set_index("arch")
+    assert sorted(rows.index) == sorted([BASELINE, *faults]) and len(table) == 4
+    assert rows.loc[BASELINE, "status"] == "COMPLETE" and rows.loc[BASELINE, "epochs_done"] == 2
+    errors = rows.loc[list(faults), "error"]
+    assert (rows.loc[list(faults), "status"] == "FAILED").all()
+    assert errors[f"{BASELINE}:8+1"] == "RuntimeError: injected fault: a bug in this trial"
+    assert errors[f"{BASELINE}:8+2"].startswith("TrainingDiverged: ") and "epoch 2, step 1" in errors[f"{BASELINE}:8+2"]
+    assert errors[f"{BASELINE}:8+4"].startswith("OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB")
+    assert "lower training.batch_size" in errors[f"{BASELINE}:8+4"]
+    assert rows.loc[list(faults), "epochs_done"].tolist() == [0, 1, 0]
+
+    # Optuna knows them as failed; none is on the front; the report lists each with its error.
+    states = {t.user_attrs["arch"]: t.state for t in _study(tmp_path / "tiny").trials}
+    assert all(states[arch] == optuna.trial.TrialState.FAIL for arch in faults)
+    assert pareto_set(table, config.objectives)["arch"].tolist() == [BASELINE]
+    report = write_report(tmp_path / "tiny", tmp_path / "report")
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["counts"]["FAILED"] == 3 and summary["pareto_size"] == 1
+    markdown = (report / "pareto.md").read_text()
+    for arch in faults:
+        line = next(line for line in markdown.splitlines() if f"`{arch}`" in line or f"| {arch} |" in line)
+        assert "FAILED" in line and errors[arch].split(":")[0] in line
+
+
+def test_a_lost_worker_node_is_retried_from_its_checkpoint(tmp_path):
+    """Trials run on worker node A (the head has no CPUs); A is removed mid-trial, B joins: the trial is retried
+    on B from its last epoch checkpoint and the search completes."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    node_a = cluster.add_node(num_cpus=1)
+    config_path = tmp_path / "tiny.yaml"
+    config_path.write_text(tiny(n_trials=3, max_concurrent=1, dataset={"train_limit": 512},
+                                training={"epochs": 3}, space={"blocks": [7, 9, 11]}).to_yaml())
+    exe = str(Path(sys.executable).parent / "ulsam-search")
+    driver = subprocess.Popen([exe, "run", str(config_path), "--runs-dir", str(tmp_path), "--quiet",
+                               "--address", cluster.address, "--reports-dir", str(tmp_path / "reports")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = tmp_path / "tiny" / "checkpoints" / "trial_00000.pt"
+        deadline = time.time() + 180
+        while not first.exists():
+            assert driver.poll() is None and time.time() < deadline, driver.stderr.read()
+            time.sleep(0.05)
+        cluster.remove_node(node_a)  # the baseline trial has a checkpoint of epoch 1 and is training epoch 2
+        node_b = cluster.add_node(num_cpus=1)
+        out, err = driver.communicate(timeout=300)
+    finally:
+        driver.kill()
+        cluster.shutdown()
+    assert driver.returncode == 0, err
+    table = pd.read_csv(tmp_path / "tiny" / "trials.csv")
+    assert len(table) == 3 and (table["status"] == "COMPLETE").all(), table[["number", "status", "error"]]
+    retried = table.set_index("number").loc[0]
+    assert retried["retries"] == 1 and retried["resumed_from_epoch"] >= 1, table
+    assert retried["node"] == node_b.node_id[:12] and (table["node"] == node_b.node_id[:12]).all()
+    assert (table.loc[table["number"] > 0, "retries"] == 0).all()
+    assert (table.loc[table["number"] > 0, "resumed_from_epoch"] == 0).all()
+
+
+WRITER = """
+import sys
+from pathlib import Path
+import pandas as pd
+from ulsam_search.report import write_report
+from ulsam_search.results import write_table
+kind, run, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+tables = [pd.read_csv(run / "small.csv"), pd.read_csv(run / "large.csv")]
+print("ready", flush=True)
+for i in range(10**9):
+    if kind == "table":
+        write_table(tables[i % 2], out)
+    else:
+        write_report(run, out)
+"""
+
+
+def _kill_mid_write(kind: str, run: Path, out: Path, kills: int, max_delay: float) -> int:
+    """Start a writer looping over ``kind`` writes, SIGKILL it at a random moment, ``kills`` times; returns how
+    many kills left a temporary behind (landed in the middle of a write). Checks ``out`` after every kill."""
+    rng = random.Random(0)
+    mid_write = 0
+    small, large = (pd.read_csv(run / name) for name in ("small.csv", "large.csv"))
+    for _ in range(kills):
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, kind, str(run), str(out)], stdout=subprocess.PIPE)
+        assert writer.stdout.readline() == b"ready\n"
+        time.sleep(rng.uniform(0.05, max_delay))
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+        mid_write += any(out.parent.glob(f".{out.name}.*.tmp"))
+        if kind == "table" and out.exists():
+            table = read_trials(out)  # parses whole: no truncated row
+            assert table.equals(read_trials(run / "small.csv")) or table.equals(read_trials(run / "large.csv"))
+            assert len(table) in (len(small), len(large))
+        elif out.exists():
+            assert {p.name for p in out.iterdir()} >= {"index.html", "pareto.csv", "pareto.md", "summary.json",
+                                                          "trials.csv", "top1_vs_macs.png"}
+            assert json.loads((out / "summary.json").read_text())["trials"] == len(small)
+            assert (out / "index.html").read_text().rstrip().endswith("</html>")
+    return mid_write
+
+
+def test_writers_killed_mid_write_never_leave_a_partial_file(tmp_path):
+    run = make_run(tmp_path)
+    small = pd.read_csv(run / "trials.csv")
+    small.to_csv(run / "small.csv", index=False)
+    pd.concat([small] * 4000, ignore_index=True).assign(number=lambda f: range(len(f))).to_csv(
+        run / "large.csv", index=False)  # 32,000 rows: a write takes long enough to be killed inside
+    table_out, report_out = tmp_path / "out" / "trials.csv", tmp_path / "out" / "report"
+    table_out.parent.mkdir()
+    assert _kill_mid_write("table", run, table_out, kills=6, max_delay=1.5) >= 1
+    assert _kill_mid_write("report", run, report_out, kills=4, max_delay=3.0) >= 1
+    # The next writer on this host removes what the killed ones left.
+    write_table(small, table_out)
+    write_report(run, report_out)
+    assert not list(table_out.parent.glob(".*.tmp")), list(table_out.parent.iterdir())
+
+
+def test_same_config_and_seed_give_the_same_proposals_and_metrics(tmp_path):
+    config = tiny(n_trials=6, max_concurrent=1, sampler={"name": "nsga2", "seed": 3,
+                                                         "options": {"population_size": 4}})
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        first = run_search(config, tmp_path / "a", progress=False)
+        second = run_search(config, tmp_path / "b", progress=False)
+    finally:
+        ray.shutdown()
+    columns = ["arch", "status", "top1", "top5", "val_loss", "macs", "params", "duplicate_of"]
+    assert first["arch"].nunique() >= 3
+    pd.testing.assert_frame_equal(first[columns], second[columns])
