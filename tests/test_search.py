@@ -167,3 +167,30 @@ def test_a_grid_search_visits_the_baseline_first_and_every_point_once():
     study = optuna.create_study(directions=config.directions, sampler=make_sampler(config, space))
     archs = [str(space.suggest(study.ask())) for _ in range(len(list(itertools.product(*space.grid().values()))))]
     assert archs[0] == BASELINE and len(set(archs)) == len(archs) == 25
+
+
+def test_latency_is_timed_once_per_arch_reported_and_constrained(local_ray, tmp_path):
+    # An ablation trains each ARCH once per seed: the second seed reuses the first one's latency (latency.json).
+    from ulsam_search.ablation import ablation_config
+
+    study = ablation_config(tiny(objectives=["top1", "latency"], max_concurrent=1, latency={"repeats": 5},
+                                 study={"kind": "grid", "blocks": [8], "ops": ["replace"], "groups": [1], "seeds": 2}))
+    table = run_search(study, tmp_path, progress=False)
+    cached = json.loads((tmp_path / "tiny" / "latency.json").read_text())
+    assert sorted(cached) == sorted({BASELINE, f"{BASELINE}:8=1"}) and len(table) == 4
+    assert (table["status"] == "COMPLETE").all() and (table["latency_ms"] > 0).all()
+    assert table["latency_ms"].tolist() == [cached[arch] for arch in table["arch"]]
+    report = write_report(tmp_path / "tiny", tmp_path / "report")
+    assert {"top1_vs_latency.png", "latency_vs_macs.png"} <= {p.name for p in report.iterdir()}
+    assert "latency_ms" in pd.read_csv(report / "pareto.csv").columns
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["hypervolume"]["reference_point"]["latency"] == cached[BASELINE]
+
+    # A latency limit nothing meets: every proposal is timed on its node and never trained.
+    config = tiny(n_trials=3, constraints={"max_latency_ms": 1e-6}, space={"blocks": [8]})
+    table = run_search(config, tmp_path / "limited", progress=False)
+    assert (table["status"] == "INFEASIBLE").all() and (table["epochs_done"] == 0).all(), table
+    assert table["error"].str.fullmatch(r"latency [0-9.e+-]+ ms > max_latency_ms 1e-06").all(), table["error"]
+    assert table["top1"].isna().all() and not list((tmp_path / "limited" / "tiny" / "checkpoints").glob("*.pt"))
+    trials = _study(tmp_path / "limited" / "tiny").trials
+    assert all(t.constraints["max_latency_ms"] > 0 for t in trials)

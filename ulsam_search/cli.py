@@ -217,7 +217,8 @@ def _write_json(path: Path, record: dict) -> None:
 
 
 def _available_benchmarks() -> list[str]:
-    return sorted(p.stem for p in BENCHMARKS_DIR.glob("*.py") if not p.stem.startswith("_"))
+    """Benchmark names: the files in benchmarks/, with dashes for underscores (build_table.py: build-table)."""
+    return sorted(p.stem.replace("_", "-") for p in BENCHMARKS_DIR.glob("*.py") if not p.stem.startswith("_"))
 
 
 def _finish_run(table, config, root: Path, reports_dir: str) -> None:
@@ -278,11 +279,11 @@ def _cmd_bench(args) -> None:
     available = _available_benchmarks()
     if not available:
         raise InvalidInput(f"no benchmarks found in {BENCHMARKS_DIR}: run from a clone of the repository")
-    names = [args.name] if args.name else available
+    names = [args.name] if args.name else [n for n in available if n != "build-table"]  # hours, not minutes
     for name in names:
         if name not in available:
             raise InvalidInput(f"unknown benchmark '{name}'; valid: {', '.join(available)}")
-        main = runpy.run_path(str(BENCHMARKS_DIR / f"{name}.py"))["main"]
+        main = runpy.run_path(str(BENCHMARKS_DIR / f"{name.replace('-', '_')}.py"))["main"]
         main(args.bench_args)
 
 

@@ -127,7 +127,19 @@ class StudyConfig(_Strict):
 class ConstraintsConfig(_Strict):
     max_macs: PositiveInt | None = None
     max_params: PositiveInt | None = None
+    max_latency_ms: PositiveFloat | None = None  # ms per image, as ``latency`` measures it
     min_top1: float | None = Field(default=None, ge=0, le=100)
+
+
+class LatencyConfig(_Strict):
+    """How ``latency`` is measured: ms per image, the median of timed forward passes after a warm-up, once per ARCH
+    per run (MACs are not speed: ULSAM's pooling, softmax and element-wise work are memory-bound)."""
+
+    batch_size: PositiveInt = 1
+    device: Literal["trial", "cpu", "cuda"] = "trial"  # trial: the device the trial trains on
+    threads: PositiveInt | None = None  # CPU threads while timing (default: the trial's resources.cpu)
+    warmup: int = Field(default=5, ge=0)
+    repeats: PositiveInt = 20
 
 
 class SamplerConfig(_Strict):
@@ -147,6 +159,24 @@ class SchedulerConfig(_Strict):
     reduction_factor: float = Field(default=2.0, gt=1)
 
 
+BACKENDS = ("train", "table")
+
+
+class BackendConfig(_Strict):
+    """Where trial results come from: training (the default), or the recorded epochs of a tabular benchmark."""
+
+    name: Literal[BACKENDS] = "train"
+    table: str | None = None  # a CSV from `ulsam-search bench build-table` (backend table)
+
+    @model_validator(mode="after")
+    def _table_for_table(self):
+        if self.name == "table" and not self.table:
+            raise ValueError("backend table needs table: PATH (a CSV made by `ulsam-search bench build-table`)")
+        if self.name != "table" and self.table:
+            raise ValueError("table belongs to backend name: table")
+        return self
+
+
 class RayConfig(_Strict):
     address: str | None = None
     dashboard: bool = False  # a local instance's dashboard, bound to 127.0.0.1 (needs ray[default])
@@ -163,6 +193,7 @@ class SearchConfig(_Strict):
     space: SpaceConfig = SpaceConfig()
     objectives: tuple[Literal[tuple(OBJECTIVES)], ...] = ("top1", "macs")
     constraints: ConstraintsConfig = ConstraintsConfig()
+    latency: LatencyConfig = LatencyConfig()
     sampler: SamplerConfig = SamplerConfig()
     n_trials: PositiveInt = 16
     resources: ResourcesConfig = ResourcesConfig()
@@ -170,6 +201,7 @@ class SearchConfig(_Strict):
     max_retries: int = Field(default=2, ge=0)  # relaunches of a trial whose process or node died, from its checkpoint
     scheduler: SchedulerConfig = SchedulerConfig()
     ray: RayConfig = RayConfig()
+    backend: BackendConfig = BackendConfig()
     study: StudyConfig | None = None  # an ablation (``ulsam-search ablate``) instead of a search
 
     @field_validator("name")
@@ -195,6 +227,11 @@ class SearchConfig(_Strict):
         if self.scheduler.name == "mo-asha" and "top1" not in self.objectives:
             raise ValueError("scheduler mo-asha compares accuracy at each rung: add top1 to objectives")
         return self
+
+    @property
+    def measures_latency(self) -> bool:
+        """Whether trials time their model: latency is an objective or constrained."""
+        return "latency" in self.objectives or self.constraints.max_latency_ms is not None
 
     @property
     def directions(self) -> list[str]:

@@ -2,7 +2,8 @@
 inside ``index.html``, whose JavaScript is embedded once so the page opens offline.
 
     top1_vs_macs, top1_vs_params   the front highlighted, dominated trials and pruned ones dimmed, the baseline and
-                                   evaluated paper variants marked (hover: the ARCH)
+    (top1_vs_latency)              evaluated paper variants marked (hover: the ARCH); latency where it was measured
+    (latency_vs_macs)              measured latency against MACs: what the MACs count misses
     hypervolume                    hypervolume of the front so far vs trial number
     placement_heatmap              blocks x choices: how often each choice appears on the front
     parallel_choices               per-block choices of every complete trial, coloured by top-1
@@ -16,11 +17,36 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .report import ReportData, fmt
+from .report import ReportData, fmt, timed_latency
 from .results import COMPLETE, PRUNED
 
 FRONT_COLOUR, DOMINATED_COLOUR, PRUNED_COLOUR, BASELINE_COLOUR = "#d62728", "#7f7f7f", "#bbbbbb", "#000000"
-COST_AXES = {"macs": "MACs", "params": "parameters"}
+COST_AXES = {"macs": "MACs", "params": "parameters", "latency_ms": "latency"}
+
+
+def _cost_axes(data: ReportData) -> dict[str, str]:
+    """Column -> label of the accuracy-vs-cost plots: MACs, params, and latency where the run measured it."""
+    return {c: label for c, label in COST_AXES.items() if c != "latency_ms" or timed_latency(data.table)}
+
+
+def _plot_name(column: str) -> str:
+    return f"top1_vs_{column.removesuffix('_ms')}"
+
+
+def _axis_title(data: ReportData, column: str) -> str:
+    if column == "latency_ms":
+        latency = data.config.latency
+        return f"latency (ms per image, batch {latency.batch_size}, {latency.device} device)"
+    return f"{COST_AXES[column]} ({data.config.cost_convention} convention)"
+
+
+def _baseline_cost(data: ReportData, column: str) -> float | None:
+    """The baseline's cost: counted for MACs and params (run.json), measured for latency (None if never timed)."""
+    if column != "latency_ms":
+        return getattr(data.facts, f"baseline_{column}")
+    timed = data.table.loc[(data.table["arch"] == data.facts.baseline_arch) & data.table["latency_ms"].notna(),
+                           "latency_ms"]
+    return float(timed.iloc[0]) if len(timed) else None
 
 
 def _choice_key(choice: str) -> tuple[int, int]:
@@ -77,7 +103,7 @@ def write_pngs(data: ReportData, folder: Path) -> None:
         _save(fig, folder / f"{name}.png")
 
     groups = _scatter_groups(data)
-    for cost, label in COST_AXES.items():
+    for cost, label in _cost_axes(data).items():
         fig, ax = plt.subplots(figsize=(7, 4.5))
         ax.scatter(groups["pruned"][cost], groups["pruned"]["top1"], marker="x", color=PRUNED_COLOUR, s=18,
                    label=f"pruned ({len(groups['pruned'])}, top-1 when stopped)")
@@ -92,12 +118,27 @@ def write_pngs(data: ReportData, folder: Path) -> None:
             ax.annotate(row["paper_variant"], (row[cost], row["top1"]), fontsize=7, xytext=(4, 4),
                         textcoords="offset points")
         ax.xaxis.set_major_formatter(matplotlib.ticker.EngFormatter())
-        ax.set_xlabel(f"{label} ({data.config.cost_convention} convention)")
+        ax.set_xlabel(_axis_title(data, cost))
         ax.set_ylabel("top-1 accuracy (%)")
         ax.set_title(f"{data.name}: top-1 vs {label}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="best")
-        save(fig, f"top1_vs_{cost}")
+        save(fig, _plot_name(cost))
+
+    if timed_latency(data.table):
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        timed = _timed(data)
+        ax.scatter(timed["macs"], timed["latency_ms"], c=timed["top1"], cmap="viridis", s=24, alpha=0.8)
+        front = timed[timed["number"].isin(data.front["number"])]
+        ax.scatter(front["macs"], front["latency_ms"], facecolors="none", edgecolors=FRONT_COLOUR, s=70,
+                   label=f"Pareto set ({len(front)})")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.EngFormatter())
+        ax.set_xlabel(_axis_title(data, "macs"))
+        ax.set_ylabel(_axis_title(data, "latency_ms"))
+        ax.set_title(f"{data.name}: measured latency vs MACs (colour: top-1)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+        save(fig, "latency_vs_macs")
 
     fig, ax = plt.subplots(figsize=(7, 3.5))
     history = data.hypervolume_history
@@ -142,8 +183,15 @@ def write_pngs(data: ReportData, folder: Path) -> None:
     save(fig, "parallel_choices")
 
 
+def _timed(data: ReportData) -> pd.DataFrame:
+    """Trials with a measured latency, one per ARCH."""
+    return data.table[data.table["latency_ms"].notna()].drop_duplicates("arch")
+
+
 def _mark_baseline_mpl(ax, data: ReportData, cost: str) -> None:
-    value = getattr(data.facts, f"baseline_{cost}")
+    value = _baseline_cost(data, cost)
+    if value is None:
+        return
     if data.baseline_top1 is not None:
         ax.scatter([value], [data.baseline_top1], marker="*", s=160, color=BASELINE_COLOUR, zorder=4,
                    label="baseline (no ULSAM)")
@@ -171,7 +219,7 @@ def figures(data: ReportData) -> dict[str, object]:
 
     figs = {}
     groups = _scatter_groups(data)
-    for cost, label in COST_AXES.items():
+    for cost, label in _cost_axes(data).items():
         fig = go.Figure()
         for name, frame, style in (
                 ("pruned", groups["pruned"], {"color": PRUNED_COLOUR, "symbol": "x", "size": 7}),
@@ -183,20 +231,35 @@ def figures(data: ReportData) -> dict[str, object]:
                 customdata=np.stack([frame["arch"], frame["number"]], axis=-1) if len(frame) else None,
                 hovertemplate="%{customdata[0]}<br>trial %{customdata[1]}<br>top-1 %{y:.2f}%<br>"
                               + label + " %{x:,}<extra></extra>"))
-        value = getattr(data.facts, f"baseline_{cost}")
-        if data.baseline_top1 is not None:
+        value = _baseline_cost(data, cost)
+        if value is not None and data.baseline_top1 is not None:
             fig.add_trace(go.Scatter(x=[value], y=[data.baseline_top1], mode="markers", name="baseline (no ULSAM)",
                                      marker={"symbol": "star", "size": 16, "color": BASELINE_COLOUR},
                                      hovertext=[data.facts.baseline_arch], hoverinfo="text+x+y"))
-        else:
+        elif value is not None:
             fig.add_vline(x=value, line_dash="dash", annotation_text="baseline cost (not trained)")
         variants = groups["front"][groups["front"]["paper_variant"] != ""]
         for _, row in variants.iterrows():
             fig.add_annotation(x=row[cost], y=row["top1"], text=row["paper_variant"], showarrow=True, arrowsize=0.5,
                                font={"size": 10})
-        fig.update_layout(title=f"top-1 vs {label}", xaxis_title=f"{label} ({data.config.cost_convention})",
+        fig.update_layout(title=f"top-1 vs {label}", xaxis_title=_axis_title(data, cost),
                           yaxis_title="top-1 (%)", template="plotly_white", height=460)
-        figs[f"top1_vs_{cost}"] = fig
+        figs[_plot_name(cost)] = fig
+
+    if timed_latency(data.table):
+        timed = _timed(data)
+        on_front = timed["number"].isin(data.front["number"])
+        fig = go.Figure(go.Scatter(
+            x=timed["macs"], y=timed["latency_ms"], mode="markers", name="timed trials",
+            marker={"color": timed["top1"], "colorscale": "Viridis", "showscale": True, "colorbar": {"title": "top-1"},
+                    "size": 9, "line": {"color": np.where(on_front, FRONT_COLOUR, "rgba(0,0,0,0)"), "width": 2}},
+            customdata=np.stack([timed["arch"], timed["number"]], axis=-1),
+            hovertemplate="%{customdata[0]}<br>trial %{customdata[1]}<br>%{y:.3g} ms per image<br>MACs %{x:,}"
+                          "<extra></extra>"))
+        fig.update_layout(title="measured latency vs MACs (colour: top-1; ringed: Pareto set)",
+                          xaxis_title=_axis_title(data, "macs"), yaxis_title=_axis_title(data, "latency_ms"),
+                          template="plotly_white", height=460)
+        figs["latency_vs_macs"] = fig
 
     history = data.hypervolume_history
     fig = go.Figure(go.Scatter(x=history["number"], y=history["hypervolume"], mode="lines+markers",

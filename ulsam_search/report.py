@@ -137,8 +137,11 @@ def reference_point(config: SearchConfig, facts: RunFacts, table: pd.DataFrame) 
     """(objective -> reference value, accuracy floor): the baseline's cost, min_top1 or chance level."""
     floor = config.constraints.min_top1 if config.constraints.min_top1 is not None else 100.0 / facts.num_classes
     reference = {"top1": floor, "macs": float(facts.baseline_macs), "params": float(facts.baseline_params)}
-    if "latency" in config.objectives:  # no baseline latency is measured: the slowest complete trial's
-        reference["latency"] = float(table.loc[table["status"] == COMPLETE, "latency_ms"].max())
+    if "latency" in config.objectives:  # the baseline's measured latency, else the slowest complete trial's
+        measured = table[table["latency_ms"].notna()]
+        baseline = measured.loc[measured["arch"] == facts.baseline_arch, "latency_ms"]
+        reference["latency"] = float(baseline.iloc[0] if len(baseline) else
+                                     measured.loc[measured["status"] == COMPLETE, "latency_ms"].max())
     return {o: reference[o] for o in config.objectives}, floor
 
 
@@ -322,6 +325,11 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def timed_latency(table: pd.DataFrame) -> bool:
+    """Whether the run measured latency (an objective or a constraint): reports then show it."""
+    return "latency_ms" in table and bool(table["latency_ms"].notna().any())
+
+
 def pareto_markdown(data: ReportData, info: dict, others: pd.DataFrame) -> str:
     front, facts = data.front, data.facts
     lines = [f"# Pareto set of {data.name}", "",
@@ -332,13 +340,15 @@ def pareto_markdown(data: ReportData, info: dict, others: pd.DataFrame) -> str:
                  f"{o} {fmt(v)}" for o, v in data.reference.items()) + "; normalised so the reference is 1).",
              f"Baseline `{facts.baseline_arch}`: {facts.baseline_macs:,} MACs, {facts.baseline_params:,} params, "
              f"top-1 {fmt(data.baseline_top1)}.", ""]
+    timed = timed_latency(data.table)
     header = ["#", "ARCH", *[b.replace("block_", "b") for b in data.blocks], "top-1 %", "top-5 %", "MACs", "params",
-              "Δ top-1", "Δ top-5", "Δ MACs %", "Δ params %"]
+              *(["latency ms"] if timed else []), "Δ top-1", "Δ top-5", "Δ MACs %", "Δ params %"]
     rows = [[f"{int(r['number'])}{' (knee)' if r['number'] == data.knee else ''}",
              f"`{r['arch']}`" + (f" ({r['paper_variant']})" if r["paper_variant"] else ""),
              *[r[b] for b in data.blocks], fmt(r["top1"]), fmt(r["top5"]), f"{int(r['macs']):,}",
-             f"{int(r['params']):,}", fmt(r["d_top1"], signed=True), fmt(r["d_top5"], signed=True),
-             fmt(r["d_macs_pct"], signed=True), fmt(r["d_params_pct"], signed=True)] for _, r in front.iterrows()]
+             f"{int(r['params']):,}", *([f"{r['latency_ms']:.4g}"] if timed else []), fmt(r["d_top1"], signed=True),
+             fmt(r["d_top5"], signed=True), fmt(r["d_macs_pct"], signed=True), fmt(r["d_params_pct"], signed=True)]
+            for _, r in front.iterrows()]
     lines += ["## Front (sorted by MACs)", "", markdown_table(header, rows) if rows else "No complete trial yet.", ""]
     if not others.empty:
         lines += ["## Not on the front", "", markdown_table(
@@ -365,7 +375,8 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
         others = not_on_front(data.table)
         data.table.to_csv(staging / "trials.csv", index=False)
         front_columns = ["number", "arch", "paper_variant", *data.blocks, "top1", "top5", "macs", "params",
-                         "d_top1", "d_top5", "d_macs_pct", "d_params_pct", "command"]
+                         *(["latency_ms"] if timed_latency(data.table) else []), "d_top1", "d_top5", "d_macs_pct",
+                         "d_params_pct", "command"]
         data.front[front_columns].to_csv(staging / "pareto.csv", index=False)
         (staging / "pareto.md").write_text(pareto_markdown(data, info, others))
         (staging / "summary.json").write_text(json.dumps(info, indent=2) + "\n")

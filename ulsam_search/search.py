@@ -15,6 +15,7 @@ the space holds it, and unless ``space.baseline`` is off): every report compares
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import socket
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from .ablation import build_cell_space
+from ._io import atomic_path
 from .arch import Architecture, build_model
 from .config import OBJECTIVES, SearchConfig, load_search_config
 from .cost import count_cost, measure_latency
@@ -33,6 +35,7 @@ from .errors import InvalidInput
 from .report import RunFacts
 from .results import COMPLETE, FAILED, INFEASIBLE, OBJECTIVE_COLUMNS, PRUNED, pareto_set, trials_table, write_table
 from .space import SearchSpace, build_space, param_name
+from .tabular import load_table, read_table
 from .train import EpochMetrics, load_checkpoint, load_pretrained, seed_everything, train_epochs
 
 STUDY_NAME = "ulsam-search"
@@ -66,6 +69,10 @@ class RunPaths:
     def checkpoints(self) -> Path:
         return self.root / "checkpoints"
 
+    @property
+    def latency(self) -> Path:
+        return self.root / "latency.json"
+
 
 @dataclass(frozen=True)
 class TrialJob:
@@ -76,11 +83,13 @@ class TrialJob:
     small_input: bool
     input_size: int
     num_classes: int
+    table: str | None = None  # the tabular benchmark's absolute path (backend table)
 
 
 def trial_results(trial_config: dict, job: TrialJob, *, node: str = "local",
                   use_gpu: bool = False) -> Iterator[dict]:
-    """Train one architecture, yielding a result with every objective after every epoch.
+    """Train one architecture (or look it up in a tabular benchmark), yielding a result with every objective and
+    the epochs so far (``history``) after every epoch.
 
     A failure is yielded as a last result with an ``error`` message rather than raised. The trial's checkpoint
     (``checkpoints/trial_<number>.pt``) makes a relaunched trial continue where it stopped.
@@ -94,39 +103,84 @@ def trial_results(trial_config: dict, job: TrialJob, *, node: str = "local",
     seed = trial_config.get("seed", config.training.seed)  # an ablation's cells train once per seed
     base = {"arch": trial_config["arch"], "number": trial_config["number"], "node": node,
             "baseline": trial_config.get("baseline", False),
-            "epochs_budget": config.training.epochs, "started_at": time.time(), "epoch": 0}
+            "epochs_budget": config.training.epochs, "started_at": time.time(), "epoch": 0, "resumed_from_epoch": 0}
     # Every result carries every objective (Tune checks each one for the searcher's metrics), a failure's too.
     metrics = {"top1": math.nan, "top5": math.nan, "val_loss": math.nan, "latency_ms": math.nan,
                "macs": trial_config["macs"], "params": trial_config["params"]}
+    history: list[dict] = []
     try:
-        data = load_data(config.dataset.name, config.dataset.root, batch_size=config.training.batch_size,
-                         input_size=config.dataset.input_size, workers=config.dataset.workers, device=device,
-                         seed=seed, num_classes=config.dataset.num_classes,
-                         train_limit=config.dataset.train_limit)
-        seed_everything(seed)
-        model = build_model(trial_config["arch"], data.num_classes, small_input=job.small_input)
-        if config.training.pretrained:
-            load_pretrained(model, config.training.pretrained)
-        if "latency" in config.objectives:
-            metrics["latency_ms"] = measure_latency(model, job.input_size, batch=1, device=device).median_ms
-        checkpoint = Path(job.checkpoints) / f"trial_{trial_config['number']:05d}.pt"
-        resume = load_checkpoint(checkpoint) if checkpoint.exists() else None
-        base["resumed_from_epoch"] = len(resume["history"]) if resume is not None else 0
-        if resume is not None and len(resume["history"]) >= config.training.epochs:
-            epochs = iter([EpochMetrics(**resume["history"][-1])])  # finished before the driver heard of it
+        if job.table is not None:
+            recorded = load_table(job.table).answer(trial_config["arch"], seed, config.training.epochs)
+            epochs, time_model = iter(recorded.epochs), lambda: recorded.latency_ms
         else:
-            epochs = train_epochs(model, data, replace(config.training.train_config(device), seed=seed),
-                                  checkpoint_path=checkpoint, resume=resume)
+            epochs, time_model, history = _train(trial_config, job, device, seed)
+            base["resumed_from_epoch"] = len(history)
+        if config.measures_latency:
+            metrics["latency_ms"] = trial_config.get("latency_ms") or time_model()
+            limit = config.constraints.max_latency_ms
+            if limit is not None and metrics["latency_ms"] > limit:  # never trained
+                yield {**base, **metrics, "infeasible": f"latency {metrics['latency_ms']:.3g} ms > max_latency_ms "
+                                                        f"{limit:g}", "seconds": time.perf_counter() - started}
+                return
         for epoch in epochs:
             base["epoch"] = epoch.epoch
             metrics.update(top1=epoch.top1, top5=epoch.top5, val_loss=epoch.val_loss)
-            yield {**base, **metrics, "seconds": time.perf_counter() - started}
+            if len(history) < epoch.epoch:
+                history.append(_epoch_record(epoch))
+            yield {**base, **metrics, "history": list(history), "seconds": time.perf_counter() - started}
     except Exception as error:  # recorded as FAILED with its message; the search goes on
         message = f"{type(error).__name__}: {error}"
         if isinstance(error, (torch.OutOfMemoryError, MemoryError)):
             torch.cuda.empty_cache()  # the actor trains the next trial
             message += " (lower training.batch_size, or give each trial more memory: resources.gpu / resources.cpu)"
-        yield {**base, **metrics, "error": message, "seconds": time.perf_counter() - started}
+        yield {**base, **metrics, "history": history, "error": message, "seconds": time.perf_counter() - started}
+
+
+def _epoch_record(epoch: EpochMetrics | dict) -> dict:
+    """What a trial's ``history`` keeps of an epoch (the tabular benchmark is built from it)."""
+    values = epoch if isinstance(epoch, dict) else epoch.__dict__
+    return {key: values[key] for key in ("epoch", "top1", "top5", "val_loss", "train_seconds")}
+
+
+def _train(trial_config: dict, job: TrialJob, device: str, seed: int):
+    """(epochs to come, a function timing the model, the epochs a checkpoint already holds) of a trained trial.
+
+    Nothing trains before the first epoch is asked for, so a latency limit can stop the trial first.
+    """
+    config = job.config
+    data = load_data(config.dataset.name, config.dataset.root, batch_size=config.training.batch_size,
+                     input_size=config.dataset.input_size, workers=config.dataset.workers, device=device,
+                     seed=seed, num_classes=config.dataset.num_classes, train_limit=config.dataset.train_limit)
+    seed_everything(seed)
+    model = build_model(trial_config["arch"], data.num_classes, small_input=job.small_input)
+    if config.training.pretrained:
+        load_pretrained(model, config.training.pretrained)
+    checkpoint = Path(job.checkpoints) / f"trial_{trial_config['number']:05d}.pt"
+    resume = load_checkpoint(checkpoint) if checkpoint.exists() else None
+    done = [_epoch_record(h) for h in resume["history"]] if resume is not None else []
+    if len(done) >= config.training.epochs:
+        epochs = iter([EpochMetrics(**resume["history"][-1])])  # finished before the driver heard of it
+    else:
+        epochs = train_epochs(model, data, replace(config.training.train_config(device), seed=seed),
+                              checkpoint_path=checkpoint, resume=resume)
+    return epochs, lambda: _time_model(model, job, device), done
+
+
+def _time_model(model, job: TrialJob, trial_device: str) -> float:
+    """ms per image of ``model`` as ``config.latency`` asks (its device, batch, threads, warm-up and repeats)."""
+    import torch
+
+    settings = job.config.latency
+    device = trial_device if settings.device == "trial" else settings.device
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("latency.device is cuda but this trial's node has no CUDA device")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(settings.threads or threads)
+    try:
+        return measure_latency(model, job.input_size, batch=settings.batch_size, device=device,
+                               warmup=settings.warmup, runs=settings.repeats).ms_per_image
+    finally:
+        torch.set_num_threads(threads)
 
 
 def train_trial(trial_config: dict, job: TrialJob, report: Callable[[dict], None], **kw) -> None:
@@ -231,10 +285,13 @@ def _baseline_params(config: SearchConfig, space: SearchSpace) -> dict | None:
     return space.baseline_params() if config.space.baseline else None
 
 
-def _constrain(ot_trial, max_macs: float = 0.0, max_params: float = 0.0, min_top1: float = 0.0) -> None:
-    """Optuna constraint values (> 0 violates; NSGA-II, TPE and GP read them), the same three on every trial."""
-    for key, value in (("max_macs", max_macs), ("max_params", max_params), ("min_top1", min_top1)):
-        ot_trial.set_constraint(key, float(value))
+CONSTRAINTS = ("max_macs", "max_params", "max_latency_ms", "min_top1")
+
+
+def _constrain(ot_trial, **violations: float) -> None:
+    """Optuna constraint values (> 0 violates; NSGA-II, TPE and GP read them), the same four on every trial."""
+    for key in CONSTRAINTS:
+        ot_trial.set_constraint(key, float(violations.get(key, 0.0)))
 
 
 class _Progress:
@@ -319,7 +376,8 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
 
     class Searcher_(OptunaSearch):
         def __init__(self) -> None:
-            super().__init__(space=lambda trial: {"arch": str(space.suggest(trial))}, metric=objectives,
+            super().__init__(space=lambda trial: {"arch": str(space.suggest(trial))},
+                             metric=[OBJECTIVE_COLUMNS[o][0] for o in objectives],  # the result keys (latency_ms)
                              mode=[OBJECTIVES[o] for o in objectives], sampler=make_sampler(config, space, trials_so_far),
                              study_name=STUDY_NAME, storage=storage)
             self.study = self._ot_study
@@ -328,6 +386,7 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
             self.waiting: dict[str, list] = {}  # arch -> duplicates proposed while it trains
             self.relaunch: list = []  # interrupted trials of an earlier attempt
             self.retries: dict[str, int] = {}  # Tune trial id -> relaunches after its process or node died
+            self.latency: dict[str, float] = json.loads(paths.latency.read_text()) if paths.latency.exists() else {}
             earlier = self.study.get_trials(deepcopy=False)
             baseline = _baseline_params(config, space)
             if not earlier and baseline is not None and config.sampler.name != "grid":  # the grid puts it first
@@ -367,24 +426,20 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
             arch, seed, key = experiment(ot_trial.params)
             ot_trial.set_user_attr("arch", str(arch))
             cost = cost_of(arch)
-            violations = [cost.macs - constraints.max_macs if constraints.max_macs else 0.0,
-                          cost.params - constraints.max_params if constraints.max_params else 0.0]
+            latency = self.latency.get(str(arch))  # measured by an earlier trial of this ARCH
             ot_trial.set_user_attr("choices", {param_name(b): c for b, c in arch.choices().items()
                                                if param_name(b) in blocks})
             for name, value in (("backbone", arch.backbone), ("width", arch.width), ("macs", cost.macs),
                                ("params", cost.params), ("flops", cost.flops), ("epochs_budget", budget),
-                               ("seed", seed)):
-                ot_trial.set_user_attr(name, value)
-            if any(v > 0 for v in violations):
-                ot_trial.set_user_attr("status", INFEASIBLE)
-                ot_trial.set_user_attr("error", "; ".join(
-                    f"{name} {value:,} > {field} {limit:,}" for name, value, field, limit, v in (
-                        ("MACs", cost.macs, "max_macs", constraints.max_macs, violations[0]),
-                        ("params", cost.params, "max_params", constraints.max_params, violations[1])) if v > 0))
-                ot_trial.set_user_attr("feasible", False)
-                ot_trial.set_user_attr("epochs_done", 0)
-                _constrain(ot_trial, *violations)
-                self._tell(ot_trial, [self._untrained(o, cost) for o in objectives])
+                               ("seed", seed), ("latency_ms", latency)):
+                if value is not None:
+                    ot_trial.set_user_attr(name, value)
+            violations = {field: value - limit for field, value, limit in (
+                ("max_macs", cost.macs, constraints.max_macs), ("max_params", cost.params, constraints.max_params),
+                ("max_latency_ms", latency, constraints.max_latency_ms))
+                if limit is not None and value is not None and value > limit}
+            if violations:
+                self._infeasible(ot_trial, violations, cost, latency)
                 return None
             earlier = self.finished.get(key)
             if earlier is not None:
@@ -394,11 +449,22 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
                 self.waiting.setdefault(key, []).append(ot_trial)
                 return None
             return {"arch": str(arch), "number": ot_trial.number, "macs": cost.macs, "params": cost.params,
-                    "baseline": not arch.placements, "seed": seed}
+                    "baseline": not arch.placements, "seed": seed, "latency_ms": latency}
 
-        @staticmethod
-        def _untrained(objective: str, cost) -> float:
-            return {"top1": 0.0, "macs": float(cost.macs), "params": float(cost.params)}.get(objective, math.inf)
+        def _infeasible(self, ot_trial, violations: dict[str, float], cost, latency: float | None) -> None:
+            """Tell Optuna a constraint-breaking proposal (top-1 0, so samplers steer away); it is never trained."""
+            limits = {"max_macs": ("MACs", f"{cost.macs:,}", f"{constraints.max_macs:,}"),
+                      "max_params": ("params", f"{cost.params:,}", f"{constraints.max_params:,}"),
+                      "max_latency_ms": ("latency", f"{latency:.3g} ms", f"{constraints.max_latency_ms:g}")}
+            ot_trial.set_user_attr("status", INFEASIBLE)
+            ot_trial.set_user_attr("error", "; ".join(f"{limits[field][0]} {limits[field][1]} > {field} "
+                                                      f"{limits[field][2]}" for field in violations))
+            ot_trial.set_user_attr("feasible", False)
+            ot_trial.set_user_attr("epochs_done", 0)
+            _constrain(ot_trial, **violations)
+            untrained = {"top1": 0.0, "macs": float(cost.macs), "params": float(cost.params),
+                         "latency": math.inf if latency is None else latency}
+            self._tell(ot_trial, [untrained[o] for o in objectives])
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
             ot_trial = self._ot_trials.pop(trial_id, None)
@@ -406,10 +472,14 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
                 return
             key = experiment(ot_trial.params)[2]
             result = result or {}
+            arch = ot_trial.user_attrs["arch"]
+            self._remember_latency(arch, result.get("latency_ms"))
+            if arch in self.latency:  # the first measurement of an ARCH stands for all its trials
+                result = {**result, "latency_ms": self.latency[arch]}
             epochs = int(result.get("epoch") or 0)
             ot_trial.set_user_attr("trial_id", trial_id)
             for name in ("top1", "top5", "val_loss", "latency_ms", "seconds", "node", "started_at",
-                         "resumed_from_epoch"):
+                         "resumed_from_epoch", "history"):
                 if result.get(name) is not None and result[name] == result[name]:  # not missing, not NaN
                     ot_trial.set_user_attr(name, result[name])
             ot_trial.set_user_attr("epochs_done", epochs)
@@ -417,7 +487,11 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
             ot_trial.set_user_attr("retries", retries)
             self.running.pop(key, None)
             progress.running = len(self.running)
-            if error or result.get("error"):
+            if result.get("infeasible"):  # timed on its node before training
+                latency = float(result["latency_ms"])
+                self._infeasible(ot_trial, {"max_latency_ms": latency - constraints.max_latency_ms},
+                                 cost_of(Architecture.parse(arch)), latency)
+            elif error or result.get("error"):
                 ot_trial.set_user_attr("status", FAILED)
                 ot_trial.set_user_attr("error", result.get("error") or (
                     f"the trial's process died {retries + 1} time(s) (its node was lost, or it was killed or ran out "
@@ -428,7 +502,7 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
                 feasible = constraints.min_top1 is None or top1 >= constraints.min_top1
                 ot_trial.set_user_attr("status", COMPLETE)
                 ot_trial.set_user_attr("feasible", feasible)
-                _constrain(ot_trial, min_top1=constraints.min_top1 - top1 if constraints.min_top1 is not None else 0)
+                _constrain(ot_trial, min_top1=constraints.min_top1 - top1 if constraints.min_top1 is not None else 0.0)
                 self._tell(ot_trial, [float(result[OBJECTIVE_COLUMNS[o][0]]) for o in objectives])
             elif scheduler is not None and trial_id in scheduler.stopped:
                 ot_trial.set_user_attr("status", PRUNED)
@@ -445,9 +519,17 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
             for key, value in earlier.user_attrs.items():  # the results, not the run that produced them
                 if key not in ("trial_id", "seconds", "started_at", "node"):
                     ot_trial.set_user_attr(key, value)
-            _constrain(ot_trial, *(earlier.constraints.get(k, 0.0) for k in ("max_macs", "max_params", "min_top1")))
+            _constrain(ot_trial, **earlier.constraints)
             ot_trial.set_user_attr("duplicate_of", earlier.number)
             self._tell(ot_trial, earlier.values, earlier.state)
+
+        def _remember_latency(self, arch: str, latency: float | None) -> None:
+            """Each ARCH is timed once per run: later trials of it (seeds, relaunches) reuse ``latency.json``."""
+            if latency is None or latency != latency or arch in self.latency:
+                return
+            self.latency[arch] = float(latency)
+            with atomic_path(paths.latency) as temporary:
+                temporary.write_text(json.dumps(self.latency, indent=1) + "\n")
 
         def _tell(self, ot_trial, values, state=None) -> None:
             self.study.tell(ot_trial, values, state=state or optuna.trial.TrialState.COMPLETE)
@@ -532,8 +614,27 @@ def prepare_run(config: SearchConfig, runs_dir: str | os.PathLike = "runs") -> t
             raise InvalidInput(f"constraints.{field}: {limit:,} is below the cheapest architecture in the space "
                                f"({cheapest.arch}: {value:,}); nothing could meet it")
     paths = RunPaths(Path(runs_dir).resolve() / config.name)
-    job = TrialJob(config, str(paths.checkpoints), small_input, info.input_size, info.num_classes)
+    table = _check_table(config, space) if config.backend.name == "table" else None
+    job = TrialJob(config, str(paths.checkpoints), small_input, info.input_size, info.num_classes, table)
     return paths, space, job
+
+
+def _check_table(config: SearchConfig, space: SearchSpace) -> str:
+    """The tabular benchmark's absolute path, once it is known to answer this config's trials."""
+    path = Path(config.backend.table).resolve()
+    table = read_table(path)
+    seeds = config.study.seed_list if config.study else (config.training.seed,)
+    missing_seeds = sorted(set(seeds) - set(table.seeds))
+    if missing_seeds:
+        raise InvalidInput(f"backend.table: {path.name} holds seeds {', '.join(map(str, table.seeds))}, not "
+                           f"{', '.join(map(str, missing_seeds))} (training.seed / study.seeds)")
+    if config.training.epochs > table.epochs:
+        raise InvalidInput(f"backend.table: {path.name} holds {table.epochs} epochs per trial; training.epochs is "
+                           f"{config.training.epochs}")
+    if str(space.cheapest().baseline) not in table.archs:
+        raise InvalidInput(f"backend.table: {path.name} does not hold {space.cheapest().baseline}: it was built for "
+                           f"another backbone or width")
+    return str(path)
 
 
 def run_search(config: SearchConfig, runs_dir: str | os.PathLike = "runs", *, progress: bool = True):
