@@ -8,8 +8,10 @@ none / insert g / replace g for g in {1, 4}: 125 architectures, 2 epochs). Each 
 the real runner (``runs/<name>-seed<k>/``: every architecture once, trained by Ray Tune trials, latency timed once
 per architecture), so an interrupted build continues where it stopped when run again. The table is then assembled
 from the runs' Optuna journals, where every trial keeps its epochs, and written atomically: one row per
-(ARCH, seed, epoch) with top-1, top-5, validation loss, training seconds, MACs, params and latency (the mean of the
-seeds' timings). ``--limit N`` builds only the first N architectures of the grid (a slice, for tests).
+(ARCH, seed, epoch) with top-1, top-5, validation loss, training seconds, MACs, params and latency. Latency is
+timed again for every architecture once training is over, one after another on an otherwise idle machine: the
+trials' own timings share the cores with the other trial and vary by 3x. ``--limit N`` builds only the first N
+architectures of the grid (a slice).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from rich.console import Console
 
 from ulsam_search._io import atomic_path
 from ulsam_search.config import SearchConfig, load_search_config
+from ulsam_search.report import RunFacts
 from ulsam_search.search import STUDY_NAME, run_search
 from ulsam_search.space import build_space
 from ulsam_search.tabular import TABLE_COLUMNS
@@ -55,10 +58,30 @@ def journal_rows(run_dir: Path) -> list[dict]:
     return rows
 
 
-def assemble(rows: list[dict]) -> pd.DataFrame:
-    """The table, sorted; latency is one figure per ARCH (the mean of its timings)."""
+def quiet_latency(config: SearchConfig, facts: RunFacts, archs: list[str], console: Console) -> dict[str, float]:
+    """ms per image of every ARCH, timed one after another once training is over (``config.latency``'s settings,
+    on the CPU): the trials' own timings share the machine with other trials and are noisier."""
+    import torch
+
+    from ulsam_search.arch import build_model
+    from ulsam_search.cost import measure_latency
+
+    settings = config.latency
+    torch.set_num_threads(settings.threads or 1)
+    timings = {}
+    for arch in archs:
+        model = build_model(arch, facts.num_classes, small_input=facts.small_input)
+        timings[arch] = measure_latency(model, facts.input_size, batch=settings.batch_size, warmup=settings.warmup,
+                                        runs=settings.repeats).ms_per_image
+    console.print(f"timed {len(archs)} architectures at batch {settings.batch_size} on the CPU with "
+                  f"{settings.threads or 1} thread(s)")
+    return timings
+
+
+def assemble(rows: list[dict], latency: dict[str, float]) -> pd.DataFrame:
+    """The table, sorted, with one latency figure per ARCH."""
     frame = pd.DataFrame(rows)
-    frame["latency_ms"] = frame.groupby("arch")["latency_ms"].transform("mean")
+    frame["latency_ms"] = frame["arch"].map(latency)
     return frame[list(TABLE_COLUMNS)].sort_values(["arch", "seed", "epoch"]).reset_index(drop=True)
 
 
@@ -81,7 +104,8 @@ def main(argv: list[str]) -> None:
         console.print(f"seed {seed}: {n_trials} of {size} architectures in {Path(args.runs_dir) / run.name}")
         run_search(run, args.runs_dir)
         rows += journal_rows(Path(args.runs_dir) / run.name)
-    table = assemble(rows)
+    facts = RunFacts.read(Path(args.runs_dir) / run.name / "run.json")
+    table = assemble(rows, quiet_latency(config, facts, sorted({row["arch"] for row in rows}), console))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as temporary:

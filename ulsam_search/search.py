@@ -119,8 +119,7 @@ def trial_results(trial_config: dict, job: TrialJob, *, node: str = "local",
             metrics["latency_ms"] = trial_config.get("latency_ms") or time_model()
             limit = config.constraints.max_latency_ms
             if limit is not None and metrics["latency_ms"] > limit:  # never trained
-                yield {**base, **metrics, "infeasible": f"latency {metrics['latency_ms']:.3g} ms > max_latency_ms "
-                                                        f"{limit:g}", "seconds": time.perf_counter() - started}
+                yield {**base, **metrics, "infeasible": True, "seconds": time.perf_counter() - started}
                 return
         for epoch in epochs:
             base["epoch"] = epoch.epoch
@@ -212,7 +211,8 @@ def _trial_trainable():
 
         def step(self) -> dict:
             result = next(self.results)
-            return {**result, "done": bool(result.get("error")) or result["epoch"] >= result["epochs_budget"]}
+            ended = bool(result.get("error") or result.get("infeasible"))
+            return {**result, "done": ended or result["epoch"] >= result["epochs_budget"]}
 
         def reset_config(self, new_config: dict) -> bool:
             self.results.close()
@@ -453,12 +453,12 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
 
         def _infeasible(self, ot_trial, violations: dict[str, float], cost, latency: float | None) -> None:
             """Tell Optuna a constraint-breaking proposal (top-1 0, so samplers steer away); it is never trained."""
-            limits = {"max_macs": ("MACs", f"{cost.macs:,}", f"{constraints.max_macs:,}"),
-                      "max_params": ("params", f"{cost.params:,}", f"{constraints.max_params:,}"),
-                      "max_latency_ms": ("latency", f"{latency:.3g} ms", f"{constraints.max_latency_ms:g}")}
+            broken = {"max_macs": lambda: f"MACs {cost.macs:,} > max_macs {constraints.max_macs:,}",
+                      "max_params": lambda: f"params {cost.params:,} > max_params {constraints.max_params:,}",
+                      "max_latency_ms": lambda: f"latency {latency:.3g} ms > max_latency_ms "
+                                                f"{constraints.max_latency_ms:g}"}
             ot_trial.set_user_attr("status", INFEASIBLE)
-            ot_trial.set_user_attr("error", "; ".join(f"{limits[field][0]} {limits[field][1]} > {field} "
-                                                      f"{limits[field][2]}" for field in violations))
+            ot_trial.set_user_attr("error", "; ".join(broken[field]() for field in violations))
             ot_trial.set_user_attr("feasible", False)
             ot_trial.set_user_attr("epochs_done", 0)
             _constrain(ot_trial, **violations)

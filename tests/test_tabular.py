@@ -1,0 +1,108 @@
+"""The table backend: a search answered from a tabular benchmark through the real runner; bad tables."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import ray
+
+from test_search import BASELINE, _study, tiny
+from ulsam_search.errors import InvalidInput
+from ulsam_search.search import prepare_run, run_search
+from ulsam_search.tabular import TABLE_COLUMNS, read_table
+
+ROOT = Path(__file__).resolve().parent.parent
+ARCHS = [BASELINE, f"{BASELINE}:8+1", f"{BASELINE}:8+2", f"{BASELINE}:8=1", f"{BASELINE}:8=2"]
+
+
+def write_table(path: Path, epochs: int = 3, seeds=(0, 1)) -> pd.DataFrame:
+    """Recorded epochs for the five architectures of ``tiny``'s block-8 space, each number distinct."""
+    rows = [{"arch": arch, "seed": seed, "epoch": epoch, "top1": 40 + 15 * epoch + 1.234567 * i + 0.5 * seed,
+             "top5": 80 + epoch + 0.1 * i, "val_loss": 2.0 / epoch + 0.01 * i, "train_seconds": 3.0 + i,
+             "macs": 1000 + i, "params": 100 + i, "latency_ms": 0.5 + 0.25 * i}
+            for i, arch in enumerate(ARCHS) for seed in seeds for epoch in range(1, epochs + 1)]
+    frame = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    frame.to_csv(path, index=False)
+    return frame
+
+
+@pytest.mark.slow
+def test_the_table_backend_reproduces_the_table_exactly(tmp_path):
+    recorded = write_table(tmp_path / "table.csv")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        config = tiny(space={"blocks": [8]}, sampler={"name": "grid"}, n_trials=5, training={"epochs": 3, "seed": 1},
+                      objectives=["top1", "latency"], backend={"name": "table", "table": str(tmp_path / "table.csv")})
+        table = run_search(config, tmp_path, progress=False)
+        pruning = config.model_copy(update={"name": "pruned", "scheduler": config.scheduler.model_copy(
+            update={"name": "mo-asha", "grace_period": 1, "reduction_factor": 3})})
+        pruned = run_search(pruning, tmp_path, progress=False)
+    finally:
+        ray.shutdown()
+    final = recorded[(recorded["seed"] == 1) & (recorded["epoch"] == 3)].set_index("arch")
+    assert sorted(table["arch"]) == sorted(ARCHS) and (table["status"] == "COMPLETE").all()
+    for row in table.itertuples():
+        assert (row.top1, row.top5, row.val_loss, row.latency_ms) == tuple(
+            final.loc[row.arch, ["top1", "top5", "val_loss", "latency_ms"]]), row.arch
+    for trial in _study(tmp_path / "tiny").trials:  # every epoch, not only the last
+        epochs = recorded[(recorded["arch"] == trial.user_attrs["arch"]) & (recorded["seed"] == 1)]
+        assert [h["top1"] for h in trial.user_attrs["history"]] == epochs["top1"].tolist()
+        assert trial.values == [trial.user_attrs["top1"], trial.user_attrs["latency_ms"]]
+    assert not list((tmp_path / "tiny" / "checkpoints").glob("*.pt"))  # nothing trained
+
+    # mo-asha sees the recorded epochs: a stopped trial holds the table's top-1 of the epoch it stopped at.
+    stopped = pruned[pruned["status"] == "PRUNED"]
+    assert len(stopped) >= 1
+    for row in stopped.itertuples():
+        at = recorded[(recorded["arch"] == row.arch) & (recorded["seed"] == 1) & (recorded["epoch"] == row.epochs_done)]
+        assert row.top1 == at["top1"].iloc[0]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda path: path.unlink(), "does not exist; build one with `ulsam-search bench build-table`"),
+    (lambda path: pd.read_csv(path).drop(columns="latency_ms").to_csv(path, index=False),
+     "is not a tabular benchmark (missing columns: latency_ms)"),
+    (lambda path: pd.read_csv(path).assign(top1="n/a").to_csv(path, index=False), "missing or non-numeric values"),
+    (lambda path: path.write_text(""), "is not a tabular benchmark"),
+])
+def test_a_bad_table_is_bad_input(tmp_path, change, message):
+    path = tmp_path / "table.csv"
+    write_table(path)
+    change(path)
+    with pytest.raises(InvalidInput, match=re.escape(message)):
+        read_table(path)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"training": {"seed": 7}}, "holds seeds 0, 1, not 7 (training.seed / study.seeds)"),
+    ({"training": {"epochs": 4}}, "holds 3 epochs per trial; training.epochs is 4"),
+    ({"width": 0.5}, "does not hold mobilenet_v1@0.5: it was built for another backbone or width"),
+])
+def test_a_table_that_cannot_answer_the_config_is_refused_before_anything_runs(tmp_path, changes, message):
+    write_table(tmp_path / "table.csv")
+    config = tiny(space={"blocks": [8]}, backend={"name": "table", "table": str(tmp_path / "table.csv")}, **changes)
+    with pytest.raises(InvalidInput, match=re.escape(message)):
+        prepare_run(config, tmp_path / "runs")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_backend_config_names_its_table():
+    with pytest.raises(Exception, match="backend table needs table: PATH"):
+        tiny(backend={"name": "table"})
+
+
+@pytest.mark.slow
+def test_the_sampler_benchmark_runs_on_a_slice_of_the_shipped_table(tmp_path):
+    shipped = ROOT / "benchmarks" / "data" / "tabular_digits.csv"
+    table = read_table(shipped)
+    assert len(table.archs) == 125 and table.seeds == (0, 1) and table.epochs == 3
+    result = subprocess.run([str(Path(sys.executable).parent / "ulsam-search"), "bench", "samplers", "--quick",
+                             "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "Hypervolume / the exhaustive front's (125 architectures)" in result.stdout
+    runs = pd.read_csv(tmp_path / "samplers.csv")
+    assert set(runs["sampler"]) == {"nsga2", "random"} and set(runs["scheduler"]) == {"fifo", "mo-asha"}
+    assert runs["hv_fraction"].between(0, 1 + 1e-9).all() and (tmp_path / "samplers.png").stat().st_size > 10_000
