@@ -6,7 +6,8 @@
 The space and the budget are the config's (by default MobileNet-V2@0.35 on digits, blocks 12, 15 and 16 each
 none / insert g / replace g for g in {1, 4}: 125 architectures, 2 epochs). Each seed is one grid search through
 the real runner (``runs/<name>-seed<k>/``: every architecture once, trained by Ray Tune trials, latency timed once
-per architecture), so an interrupted build continues where it stopped when run again. The table is then assembled
+per architecture), so an interrupted build continues where it stopped when run again (and a seed the output table already holds
+is kept, not trained again: a table can grow by a seed at a time). The table is then assembled
 from the runs' Optuna journals, where every trial keeps its epochs, and written atomically: one row per
 (ARCH, seed, epoch) with top-1, top-5, validation loss, training seconds, MACs, params and latency. Latency is
 timed again for every architecture once training is over, one after another on an otherwise idle machine: the
@@ -98,21 +99,31 @@ def main(argv: list[str]) -> None:
     size = build_space(config).size
     n_trials = min(size, args.limit or size)
     started = time.perf_counter()
-    rows = []
+    out = Path(args.out)
+    built = pd.read_csv(out) if out.exists() else pd.DataFrame(columns=TABLE_COLUMNS)
+    rows = built[~built["seed"].isin(args.seeds)].drop(columns="latency_ms").to_dict("records")  # other seeds stay
+    timed, facts = dict(zip(built["arch"], built["latency_ms"])), None
     for seed in args.seeds:
+        kept = built[built["seed"] == seed]
+        if kept["arch"].nunique() >= n_trials:  # this seed is in the table already: an earlier build
+            console.print(f"seed {seed}: {kept['arch'].nunique()} architectures already in {out}")
+            rows += kept.drop(columns="latency_ms").to_dict("records")
+            continue
         run = seed_config(config, seed, n_trials)
         console.print(f"seed {seed}: {n_trials} of {size} architectures in {Path(args.runs_dir) / run.name}")
         run_search(run, args.runs_dir)
         rows += journal_rows(Path(args.runs_dir) / run.name)
-    facts = RunFacts.read(Path(args.runs_dir) / run.name / "run.json")
-    table = assemble(rows, quiet_latency(config, facts, sorted({row["arch"] for row in rows}), console))
-    out = Path(args.out)
+        facts = RunFacts.read(Path(args.runs_dir) / run.name / "run.json")
+    untimed = sorted({row["arch"] for row in rows} - set(timed))
+    if untimed:
+        timed.update(quiet_latency(config, facts, untimed, console))
+    table = assemble(rows, timed)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as temporary:
         table.to_csv(temporary, index=False, float_format="%.6g")
     final = table[table["epoch"] == table.groupby(["arch", "seed"])["epoch"].transform("max")]
     Console().print(
-        f"{out}: {final['arch'].nunique()} architectures x {len(args.seeds)} seeds, {table['epoch'].max()} epochs "
+        f"{out}: {final['arch'].nunique()} architectures x {final['seed'].nunique()} seeds, {table['epoch'].max()} epochs "
         f"each ({len(table)} rows); final top-1 {final['top1'].min():.1f}-{final['top1'].max():.1f}% (mean "
         f"{final['top1'].mean():.2f}); latency {table['latency_ms'].min():.3g}-{table['latency_ms'].max():.3g} ms; "
         f"built in {time.perf_counter() - started:.0f} s")
