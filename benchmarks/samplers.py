@@ -1,7 +1,7 @@
 """Samplers and early stopping compared on the tabular benchmark, a whole search in seconds.
 
     ulsam-search bench samplers [--table benchmarks/data/tabular_digits.csv] [--samplers nsga2 tpe gp random]
-                                [--seeds 5] [--budgets 5 10 25 50 100] [--quick] [--out benchmarks/data]
+                                [--seeds 3] [--budgets 5 10 25 50 100] [--quick] [--out benchmarks/data]
 
 Every search goes through the real runner: Optuna proposes, Ray Tune runs the trials, and the trials are answered
 epoch by epoch from the table (``backend: table``) instead of being trained. The config is
@@ -120,15 +120,15 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--table", default=str(ROOT / "benchmarks" / "data" / "tabular_digits.csv"))
     parser.add_argument("--config", default=str(ROOT / "search_spaces" / "tabular_digits_search.yaml"))
     parser.add_argument("--samplers", nargs="+", default=["nsga2", "tpe", "gp", "random"])
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--budgets", type=float, nargs="+", default=[5, 10, 25, 50, 100])
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "data"))
     parser.add_argument("--quick", action="store_true", help="nsga2 and random, 1 seed, budgets up to 10%%")
     args = parser.parse_args(argv)
     if args.quick:
         args.samplers, args.seeds, args.budgets = ["nsga2", "random"], 1, [5, 10]
-    console = Console()
-    progress = Console(stderr=True)
+    console = Console(width=160)
+    progress = Console(stderr=True, width=160)
     table_path = Path(args.table).resolve()
     base = load_search_config(args.config)
     size = read_table(table_path).frame["arch"].nunique()
