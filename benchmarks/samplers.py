@@ -165,8 +165,8 @@ def main(argv: list[str]) -> None:
     plot(results, list(args.budgets), size, out / "samplers.png")
 
     fifo = results[results["scheduler"] == "fifo"]
-    view = Table(title=f"Hypervolume / the exhaustive front's ({size} architectures), mean ± std over "
-                       f"{args.seeds} seeds")
+    console.print(f"Hypervolume / the exhaustive front's ({size} architectures), mean ± std over {args.seeds} seeds")
+    view = Table()
     view.add_column("sampler")
     for pct, budget in zip(args.budgets, budgets):
         view.add_column(f"{pct:g}% ({budget})", justify="right")
@@ -191,7 +191,8 @@ def main(argv: list[str]) -> None:
                 console.print(f"{sampler} above random at every budget: {'yes' if beats else 'no'} ("
                               + ", ".join(f"{means[sampler, b] - means['random', b]:+.3f}" for b in budgets) + ")")
 
-    saving = Table(title="mo-asha vs FIFO (NSGA-II): epochs to reach a hypervolume level, median over seeds")
+    console.print("mo-asha vs FIFO (NSGA-II): epochs to reach a hypervolume level, median over seeds")
+    saving = Table()
     for column in ("level", "FIFO epochs", "mo-asha epochs", "compute saved"):
         saving.add_column(column, justify="right")
     nsga2 = results[results["sampler"] == "nsga2"]
