@@ -36,7 +36,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ulsam_search.config import SearchConfig, load_search_config
-from ulsam_search.report import RunFacts, hypervolume, normalised_losses, reference_point
+from ulsam_search.report import RunFacts, hypervolume, hypervolume_history, normalised_losses, reference_point
 from ulsam_search.results import pareto_set
 from ulsam_search.search import prepare_run, run_search
 from ulsam_search.tabular import read_table
@@ -67,8 +67,7 @@ def curve(trials: pd.DataFrame, config: SearchConfig, reference: dict[str, float
     trials = trials.sort_values("number")
     trained = trials["duplicate_of"].isna() & (trials["status"] != "INFEASIBLE")
     epochs = trials["epochs_done"].fillna(0).where(trained, 0).cumsum()
-    fractions = [hypervolume(normalised_losses(pareto_set(trials.iloc[:k + 1], config.objectives), reference)) / best
-                 for k in range(len(trials))]
+    fractions = hypervolume_history(trials, config.objectives, reference)["hypervolume"].to_numpy() / best
     return pd.DataFrame({"trials": np.arange(1, len(trials) + 1), "hv_fraction": fractions, "epochs": epochs.values})
 
 

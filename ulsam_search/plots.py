@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .report import ReportData, fmt, timed_latency
+from .report import ReportData, baseline_latency, fmt, timed_latency
 from .results import COMPLETE, PRUNED
 
 FRONT_COLOUR, DOMINATED_COLOUR, PRUNED_COLOUR, BASELINE_COLOUR = "#d62728", "#7f7f7f", "#bbbbbb", "#000000"
@@ -44,9 +44,7 @@ def _baseline_cost(data: ReportData, column: str) -> float | None:
     """The baseline's cost: counted for MACs and params (run.json), measured for latency (None if never timed)."""
     if column != "latency_ms":
         return getattr(data.facts, f"baseline_{column}")
-    timed = data.table.loc[(data.table["arch"] == data.facts.baseline_arch) & data.table["latency_ms"].notna(),
-                           "latency_ms"]
-    return float(timed.iloc[0]) if len(timed) else None
+    return baseline_latency(data.table, data.facts)
 
 
 def _choice_key(choice: str) -> tuple[int, int]:

@@ -138,10 +138,9 @@ def reference_point(config: SearchConfig, facts: RunFacts, table: pd.DataFrame) 
     floor = config.constraints.min_top1 if config.constraints.min_top1 is not None else 100.0 / facts.num_classes
     reference = {"top1": floor, "macs": float(facts.baseline_macs), "params": float(facts.baseline_params)}
     if "latency" in config.objectives:  # the baseline's measured latency, else the slowest complete trial's
-        measured = table[table["latency_ms"].notna()]
-        baseline = measured.loc[measured["arch"] == facts.baseline_arch, "latency_ms"]
-        reference["latency"] = float(baseline.iloc[0] if len(baseline) else
-                                     measured.loc[measured["status"] == COMPLETE, "latency_ms"].max())
+        baseline = baseline_latency(table, facts)
+        reference["latency"] = baseline if baseline is not None else float(
+            table.loc[table["status"] == COMPLETE, "latency_ms"].max())
     return {o: reference[o] for o in config.objectives}, floor
 
 
@@ -323,6 +322,14 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def baseline_latency(table: pd.DataFrame, facts: RunFacts) -> float | None:
+    """The baseline's measured ms per image, or None where it was never timed."""
+    if "latency_ms" not in table:
+        return None
+    timed = table.loc[(table["arch"] == facts.baseline_arch) & table["latency_ms"].notna(), "latency_ms"]
+    return float(timed.iloc[0]) if len(timed) else None
 
 
 def timed_latency(table: pd.DataFrame) -> bool:
