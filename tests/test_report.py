@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from ulsam_search.config import SearchConfig
-from ulsam_search.report import RunFacts, hypervolume, hypervolume_history, knee_point, write_report
+from ulsam_search.report import RunFacts, hypervolume, hypervolume_history, knee_point, read_trials, write_report
 from ulsam_search.results import COLUMNS, pareto_mask
 
 BASELINE = RunFacts(input_size=32, num_classes=10, small_input=True, baseline_arch="mobilenet_v2@0.35",
@@ -118,6 +118,17 @@ def test_report_files_front_deltas_and_hypervolume(tmp_path):
     page = (out / "index.html").read_text()
     assert page.count('class="plot"') == 5 and "Plotly.newPlot" in page and "ulsam-search train" in page
     assert len(page) > 3_000_000  # plotly.js embedded: the page works offline
+
+
+def test_text_columns_read_back_as_text_when_they_look_like_numbers(tmp_path):
+    """A node id that happens to be all digits and a block every trial gave `+4` stay the strings they were."""
+    rows = [_row(n, "mobilenet_v2@0.35:12+4", "COMPLETE", 90.0 + n, node="845694656954", trial_id="00012")
+            for n in range(2)]
+    run = make_run(tmp_path, rows)
+    table = read_trials(run / "trials.csv")
+    assert table["node"].tolist() == ["845694656954"] * 2 and table["trial_id"].tolist() == ["00012"] * 2
+    assert table["block_12"].tolist() == ["+4", "+4"] and table["block_15"].tolist() == ["none", "none"]
+    assert table["top1"].tolist() == [90.0, 91.0]
 
 
 def test_hypervolume_history_only_grows_and_ends_at_the_front_value(tmp_path):

@@ -30,8 +30,8 @@ import pandas as pd
 from .config import SearchConfig, load_search_config
 from .errors import InvalidInput
 from ._io import atomic_path, fsync_path, remove_leftovers, temporary_name
-from .results import (COMPLETE, FAILED, INFEASIBLE, OBJECTIVE_COLUMNS, PRUNED, STATUSES, eligible, pareto_mask,
-                      pareto_set)
+from .results import (BLOCK_PREFIX, COMPLETE, FAILED, INFEASIBLE, OBJECTIVE_COLUMNS, PRUNED, STATUSES, TEXT_COLUMNS,
+                      eligible, pareto_mask, pareto_set)
 from .arch import Architecture
 from .variants import VARIANTS
 
@@ -109,7 +109,8 @@ def load_run(run_dir: str | os.PathLike) -> tuple[SearchConfig, str, RunFacts, p
 def read_trials(path: Path) -> pd.DataFrame:
     """``trials.csv``, refusing a corrupt or truncated file with the row or column at fault."""
     try:
-        table = pd.read_csv(path)
+        header = pd.read_csv(path, nrows=0).columns
+        table = pd.read_csv(path, dtype={c: str for c in header if c in TEXT_COLUMNS or c.startswith(BLOCK_PREFIX)})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise InvalidInput(f"{path}: not a trials table ({str(error).splitlines()[0]})") from None
     missing = [c for c in ("number", "arch", "status", "macs", "params") if c not in table.columns]
@@ -229,7 +230,7 @@ def collect(run_dir: str | os.PathLike) -> ReportData:
     config, config_text, facts, table = load_run(run_dir)
     objectives = list(config.objectives)
     reference, floor = reference_point(config, facts, table)
-    blocks = [c for c in table.columns if c.startswith("block_")]
+    blocks = [c for c in table.columns if c.startswith(BLOCK_PREFIX)]
     front = pareto_set(table, objectives).sort_values(["macs", "params", "number"]).reset_index(drop=True)
     candidates = eligible(table)
     baseline_rows = candidates[candidates["arch"] == facts.baseline_arch]
