@@ -1,22 +1,26 @@
 """Samplers and early stopping compared on the tabular benchmark, a whole search in seconds.
 
     ulsam-search bench samplers [--table benchmarks/data/tabular_digits.csv] [--samplers nsga2 tpe gp random]
-                                [--seeds 3] [--budgets 5 10 25 50 100] [--quick] [--out benchmarks/data]
+                                [--seeds 3] [--table-seeds 0 1] [--grace-periods 1 2] [--budgets 5 10 25 50 100]
+                                [--quick] [--out benchmarks/data]
 
 Every search goes through the real runner: Optuna proposes, Ray Tune runs the trials, and the trials are answered
 epoch by epoch from the table (``backend: table``) instead of being trained. The config is
 ``search_spaces/tabular_digits_search.yaml`` with the sampler, its seed and the budget changed, one trial at a time
-(``max_concurrent: 1``, so a search depends on its seed only). NSGA-II runs with a population of 10, the others
-with Optuna's defaults.
+(``max_concurrent: 1``, so a search depends on its seeds only). NSGA-II runs with a population of 10, the others
+with Optuna's defaults. Every sampler seed runs on every seed of the table (the training seed answering the
+trials), so a figure is a mean over ``seeds x table seeds`` searches and includes the training noise.
 
 Hypervolume: the search's front over (top-1, MACs) after its first b trials, b a percentage of the space,
-divided by the hypervolume of the exhaustive front (every architecture of the table); both use the report's
-reference point (the baseline's MACs, chance-level accuracy). Goals: NSGA-II or TPE reaches >= 0.95 within 25% of
-the space, and beats random at every budget.
+divided by the hypervolume of the exhaustive front (every architecture of the table, that table seed); both use
+the report's reference point (the baseline's MACs, chance-level accuracy). Goals: NSGA-II or TPE reaches >= 0.95
+within 25% of the space, and beats random at every budget.
 
-Early stopping: the NSGA-II searches again with ``mo-asha``. Compute is the epochs trained (a pruned trial costs
-the epochs it ran, a duplicate or infeasible one nothing); the saving at a hypervolume level is the epochs FIFO
-needed to reach it over the epochs mo-asha needed (medians over seeds). Goal: >= 2x at >= 0.98.
+Early stopping: the NSGA-II searches again with ``mo-asha`` at each grace period (its first rung, in epochs).
+Compute is the epochs trained (a pruned trial costs the epochs it ran, a duplicate or infeasible one nothing); the
+saving at a hypervolume level is the epochs FIFO needed to reach it over the epochs mo-asha needed (medians over
+searches). Goal: >= 2x at >= 0.98. With a budget of E epochs a trial stopped at the first rung still costs
+``grace`` epochs, so no scheduler can save more than ``E / grace``.
 
 Writes ``samplers.csv`` (every search's hypervolume after every trial, with its compute) and ``samplers.png``.
 """
@@ -24,6 +28,7 @@ Writes ``samplers.csv`` (every search's hypervolume after every trial, with its 
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import tempfile
 import time
@@ -45,12 +50,15 @@ ROOT = Path(__file__).resolve().parent.parent
 LEVELS = (0.9, 0.95, 0.98)
 
 
-def search_config(base: SearchConfig, table: Path, sampler: str, seed: int, n_trials: int, scheduler: str,
-                  name: str) -> SearchConfig:
+def search_config(base: SearchConfig, table: Path, sampler: str, seed: int, table_seed: int, n_trials: int,
+                  grace_period: int | None, name: str) -> SearchConfig:
+    """``base`` answered from ``table``'s ``table_seed``; FIFO when ``grace_period`` is None, else mo-asha."""
     data = base.model_dump()
     data.update(name=name, n_trials=n_trials, max_concurrent=1, backend={"name": "table", "table": str(table)},
                 sampler={"name": sampler, "seed": seed, "options": {"population_size": 10} if sampler == "nsga2" else {}})
-    data["scheduler"]["name"] = scheduler
+    data["training"]["seed"] = table_seed
+    data["scheduler"]["name"] = "fifo" if grace_period is None else "mo-asha"
+    data["scheduler"]["grace_period"] = grace_period or data["scheduler"]["grace_period"]
     return SearchConfig.model_validate(data)
 
 
@@ -76,7 +84,12 @@ def epochs_to_reach(history: pd.DataFrame, level: float) -> float:
     return float(reached["epochs"].iloc[0]) if len(reached) else math.inf
 
 
-def plot(results: pd.DataFrame, budgets: list[int], size: int, path: Path) -> None:
+def schedule(grace_period: float) -> str:
+    """A search's scheduler as the tables and the plot name it."""
+    return "FIFO" if pd.isna(grace_period) else f"mo-asha, grace {grace_period:.0f}"
+
+
+def plot(results: pd.DataFrame, budgets: list[float], size: int, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -85,7 +98,7 @@ def plot(results: pd.DataFrame, budgets: list[int], size: int, path: Path) -> No
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     fifo = results[results["scheduler"] == "fifo"]
     for sampler, runs in fifo.groupby("sampler"):
-        table = runs.pivot_table(index="trials", columns="seed", values="hv_fraction")
+        table = runs.pivot_table(index="trials", columns=["table_seed", "seed"], values="hv_fraction")
         x = table.index / size * 100
         mean, std = table.mean(axis=1), table.std(axis=1).fillna(0)
         left.plot(x, mean, label=sampler)
@@ -96,17 +109,21 @@ def plot(results: pd.DataFrame, budgets: list[int], size: int, path: Path) -> No
     left.set_xscale("log")
     left.set_xlabel("trials (% of the space, log scale)")
     left.set_ylabel("hypervolume / exhaustive front's")
-    left.set_title("samplers (mean ± std over seeds)")
+    left.set_title("samplers (mean ± std over searches)")
     left.legend()
     left.grid(alpha=0.3)
-    for scheduler, runs in results[results["sampler"] == "nsga2"].groupby("scheduler"):
-        for k, (_, run) in enumerate(runs.groupby("seed")):
-            right.step(run["epochs"], run["hv_fraction"], where="post", alpha=0.7,
-                       color="#1f77b4" if scheduler == "fifo" else "#d62728", label=scheduler if k == 0 else None)
+    nsga2 = results[results["sampler"] == "nsga2"]
+    colours = iter(["#1f77b4", "#d62728", "#2ca02c", "#9467bd"])
+    for grace, runs in nsga2.groupby(nsga2["grace_period"].fillna(0)):
+        colour = next(colours)
+        for k, (_, run) in enumerate(runs.groupby(["table_seed", "seed"])):
+            right.step(run["epochs"], run["hv_fraction"], where="post", alpha=0.6, color=colour,
+                       label=schedule(grace or math.nan) if k == 0 else None)
     right.axhline(0.98, color="#444444", ls="--", lw=0.8)
-    right.set_xlabel("epochs trained")
+    right.set_xscale("log")
+    right.set_xlabel("epochs trained (log scale)")
     right.set_ylabel("hypervolume / exhaustive front's")
-    right.set_title("NSGA-II with and without mo-asha (one line per seed)")
+    right.set_title("NSGA-II with and without mo-asha (one line per search)")
     right.legend()
     right.grid(alpha=0.3)
     fig.tight_layout()
@@ -119,42 +136,51 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--table", default=str(ROOT / "benchmarks" / "data" / "tabular_digits.csv"))
     parser.add_argument("--config", default=str(ROOT / "search_spaces" / "tabular_digits_search.yaml"))
     parser.add_argument("--samplers", nargs="+", default=["nsga2", "tpe", "gp", "random"])
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=3, help="sampler seeds 0..N-1 (default 3)")
+    parser.add_argument("--table-seeds", type=int, nargs="+", help="the table's training seeds (default: all)")
+    parser.add_argument("--grace-periods", type=int, nargs="+", default=[1, 2], help="mo-asha's first rungs")
     parser.add_argument("--budgets", type=float, nargs="+", default=[5, 10, 25, 50, 100])
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "data"))
-    parser.add_argument("--quick", action="store_true", help="nsga2 and random, 1 seed, budgets up to 10%%")
+    parser.add_argument("--quick", action="store_true",
+                        help="nsga2 and random, 1 seed on the table's first seed, grace 2, budgets up to 10%%")
     args = parser.parse_args(argv)
+    table_path = Path(args.table).resolve()
+    table = read_table(table_path)
     if args.quick:
-        args.samplers, args.seeds, args.budgets = ["nsga2", "random"], 1, [5, 10]
+        args.samplers, args.seeds, args.table_seeds, args.grace_periods = ["nsga2", "random"], 1, table.seeds[:1], [2]
+        args.budgets = [5, 10]
+    table_seeds = args.table_seeds or table.seeds
     console = Console(width=160)
     progress = Console(stderr=True, width=160)
-    table_path = Path(args.table).resolve()
     base = load_search_config(args.config)
-    size = read_table(table_path).frame["arch"].nunique()
+    size = len(table.archs)
     budgets = [max(1, round(size * b / 100)) for b in args.budgets]
     n_trials = max(budgets)
+    replicates = [(table_seed, seed) for table_seed in table_seeds for seed in range(args.seeds)]
+    searches = [(sampler, None) for sampler in args.samplers] + [("nsga2", grace) for grace in args.grace_periods]
     started = time.perf_counter()
     records = []
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         with tempfile.TemporaryDirectory() as runs:
-            runs_to_do = [(s, seed, "fifo") for s in args.samplers for seed in range(args.seeds)]
-            runs_to_do += [("nsga2", seed, "mo-asha") for seed in range(args.seeds)]
-            reference = best = None
-            for sampler, seed, scheduler in runs_to_do:
-                config = search_config(base, table_path, sampler, seed, n_trials, scheduler,
-                                       f"{sampler}-{scheduler}-{seed}")
+            best = {}  # table seed -> (reference point, exhaustive hypervolume)
+            for (sampler, grace), (table_seed, seed) in itertools.product(searches, replicates):
+                config = search_config(base, table_path, sampler, seed, table_seed, n_trials, grace,
+                                       f"{sampler}-{grace or 'fifo'}-{table_seed}-{seed}")
                 clock = time.perf_counter()
                 trials = run_search(config, runs, progress=False)
-                if reference is None:
+                if table_seed not in best:
                     paths, _, _ = prepare_run(config, runs)
                     reference, _ = reference_point(config, RunFacts.read(paths.facts), trials)
-                    best = exhaustive_hypervolume(table_path, config, reference)
-                history = curve(trials, config, reference, best)
-                records.append(history.assign(sampler=sampler, seed=seed, scheduler=scheduler))
-                progress.print(f"{sampler} seed {seed} {scheduler}: {len(trials)} trials in "
-                               f"{time.perf_counter() - clock:.1f} s, hypervolume {history['hv_fraction'].iloc[-1]:.3f}"
-                               f" of the exhaustive front's after {history['epochs'].iloc[-1]:.0f} epochs")
+                    best[table_seed] = reference, exhaustive_hypervolume(table_path, config, reference)
+                history = curve(trials, config, *best[table_seed])
+                records.append(history.assign(sampler=sampler, seed=seed, table_seed=table_seed,
+                                              scheduler=config.scheduler.name,
+                                              grace_period=math.nan if grace is None else grace))
+                progress.print(f"{sampler} seed {seed} on table seed {table_seed}, {schedule(grace or math.nan)}: "
+                               f"{len(trials)} trials in {time.perf_counter() - clock:.1f} s, hypervolume "
+                               f"{history['hv_fraction'].iloc[-1]:.3f} of the exhaustive front's after "
+                               f"{history['epochs'].iloc[-1]:.0f} epochs")
     finally:
         ray.shutdown()
     results = pd.concat(records, ignore_index=True)
@@ -164,7 +190,8 @@ def main(argv: list[str]) -> None:
     plot(results, list(args.budgets), size, out / "samplers.png")
 
     fifo = results[results["scheduler"] == "fifo"]
-    console.print(f"Hypervolume / the exhaustive front's ({size} architectures), mean ± std over {args.seeds} seeds")
+    console.print(f"Hypervolume / the exhaustive front's ({size} architectures), mean ± std over {len(replicates)} "
+                  f"searches ({args.seeds} sampler seeds x table seeds {', '.join(map(str, table_seeds))})")
     view = Table()
     view.add_column("sampler")
     for pct, budget in zip(args.budgets, budgets):
@@ -190,17 +217,30 @@ def main(argv: list[str]) -> None:
                 console.print(f"{sampler} above random at every budget: {'yes' if beats else 'no'} ("
                               + ", ".join(f"{means[sampler, b] - means['random', b]:+.3f}" for b in budgets) + ")")
 
-    console.print("mo-asha vs FIFO (NSGA-II): epochs to reach a hypervolume level, median over seeds")
+    console.print(f"mo-asha vs FIFO (NSGA-II): epochs to reach a hypervolume level, median over searches; at most "
+                  f"{base.training.epochs} / grace saved")
     saving = Table()
-    for column in ("level", "FIFO epochs", "mo-asha epochs", "compute saved"):
-        saving.add_column(column, justify="right")
     nsga2 = results[results["sampler"] == "nsga2"]
-    for level in LEVELS:
-        needed = {s: float(np.median([epochs_to_reach(run, level) for _, run in
-                                      nsga2[nsga2["scheduler"] == s].groupby("seed")])) for s in ("fifo", "mo-asha")}
-        ratio = needed["fifo"] / needed["mo-asha"] if math.isfinite(needed["fifo"] + needed["mo-asha"]) else math.nan
-        saving.add_row(f"{level:.2f}", *(f"{needed[s]:.0f}" if math.isfinite(needed[s]) else "not reached"
-                                         for s in ("fifo", "mo-asha")), f"{ratio:.2f}x" if ratio == ratio else "-")
+    schedules = {schedule(g): nsga2[nsga2["grace_period"].isna() if g is None else nsga2["grace_period"] == g]
+                 for g in [None, *args.grace_periods]}
+    saving.add_column("level", justify="right")
+    for name in schedules:
+        saving.add_column(f"{name} epochs", justify="right")
+        if name != "FIFO":
+            saving.add_column("saved", justify="right")
+    whole = {name: float(runs.groupby(["table_seed", "seed"])["epochs"].max().median())
+             for name, runs in schedules.items()}
+    for label, needed in [*[(f"{level:.2f}", {name: float(np.median([epochs_to_reach(run, level) for _, run in
+                                                                     runs.groupby(["table_seed", "seed"])]))
+                                              for name, runs in schedules.items()}) for level in LEVELS],
+                          ("whole search", whole)]:
+        cells = []
+        for name, epochs in needed.items():
+            cells.append(f"{epochs:.0f}" if math.isfinite(epochs) else "not reached")
+            if name != "FIFO":
+                ratio = needed["FIFO"] / epochs if math.isfinite(needed["FIFO"] + epochs) else math.nan
+                cells.append(f"{ratio:.2f}x" if ratio == ratio else "-")
+        saving.add_row(label, *cells)
     console.print(saving)
-    console.print(f"{len(runs_to_do)} searches of {n_trials} trials in {time.perf_counter() - started:.0f} s; "
-                  f"{out / 'samplers.csv'}, {out / 'samplers.png'}")
+    console.print(f"{len(searches) * len(replicates)} searches of {n_trials} trials in "
+                  f"{time.perf_counter() - started:.0f} s; {out / 'samplers.csv'}, {out / 'samplers.png'}")

@@ -105,4 +105,9 @@ def test_the_sampler_benchmark_runs_on_a_slice_of_the_shipped_table(tmp_path):
     assert "Hypervolume / the exhaustive front's (125 architectures)" in result.stdout
     runs = pd.read_csv(tmp_path / "samplers.csv")
     assert set(runs["sampler"]) == {"nsga2", "random"} and set(runs["scheduler"]) == {"fifo", "mo-asha"}
+    assert set(runs["table_seed"]) == {table.seeds[0]} and set(runs["seed"]) == {0}
+    assert set(runs.loc[runs["scheduler"] == "mo-asha", "grace_period"]) == {2}
+    assert runs.loc[runs["scheduler"] == "fifo", "grace_period"].isna().all()
+    assert (runs.groupby(["sampler", "scheduler"])["trials"].max() == 12).all()  # 10% of 125
+    assert "mo-asha, grace 2 epochs" in result.stdout and "whole search" in result.stdout
     assert runs["hv_fraction"].between(0, 1 + 1e-9).all() and (tmp_path / "samplers.png").stat().st_size > 10_000
