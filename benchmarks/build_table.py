@@ -4,7 +4,7 @@
                                    [--out benchmarks/data/tabular_digits.csv] [--runs-dir runs] [--limit N]
 
 The space and the budget are the config's (by default MobileNet-V2@0.35 on digits, blocks 12, 15 and 16 each
-none / insert g / replace g for g in {1, 4}: 125 architectures, 2 epochs). Each seed is one grid search through
+none / insert g / replace g for g in {1, 4}: 125 architectures, 3 epochs). Each seed is one grid search through
 the real runner (``runs/<name>-seed<k>/``: every architecture once, trained by Ray Tune trials, latency timed once
 per architecture), so an interrupted build continues where it stopped when run again (and a seed the output table already holds
 is kept, not trained again: a table can grow by a seed at a time). The table is then assembled

@@ -1,8 +1,10 @@
 """A corpus of malformed inputs, each through the real CLI in a subprocess: exit code 2, exactly one line on stderr
 naming the problem, no traceback, and no file written or changed anywhere under the working folder."""
 
+import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -108,15 +110,31 @@ def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
     return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
 
 
+def _run_case(root: Path, argv: list[str]) -> tuple[subprocess.CompletedProcess, bool]:
+    """The CLI on ``argv`` in its own prepared folder: its result, and whether the folder is exactly as before."""
+    _prepare(root)
+    before = _snapshot(root)
+    result = subprocess.run([EXE, *argv], cwd=root, capture_output=True, text=True, timeout=120)
+    return result, _snapshot(root) == before
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory) -> dict[int, tuple[subprocess.CompletedProcess, bool]]:
+    """Every case run once, as many at a time as there are cores: each CLI start spends seconds importing torch."""
+    roots = [tmp_path_factory.mktemp(f"case{k}") for k in range(len(CASES))]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        futures = {k: pool.submit(_run_case, roots[k], argv) for k, (argv, _) in enumerate(CASES)}
+        return {k: future.result() for k, future in futures.items()}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("argv, message", CASES, ids=[" ".join(a)[:60] for a, _ in CASES])
-def test_malformed_input_exits_2_with_one_line_and_touches_nothing(tmp_path, argv, message):
-    _prepare(tmp_path)
-    before = _snapshot(tmp_path)
-    result = subprocess.run([EXE, *argv], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+@pytest.mark.parametrize("case", range(len(CASES)), ids=[" ".join(a)[:60] for a, _ in CASES])
+def test_malformed_input_exits_2_with_one_line_and_touches_nothing(outcomes, case):
+    result, untouched = outcomes[case]
+    message = CASES[case][1]
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2, result.stderr
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.stderr, result.stderr
     assert message in lines[0], lines[0]
     assert result.stdout == ""
-    assert _snapshot(tmp_path) == before  # nothing written, nothing changed
+    assert untouched  # nothing written, nothing changed
