@@ -102,7 +102,7 @@ def plot(results: pd.DataFrame, budgets: list[float], size: int, path: Path) -> 
         x = table.index / size * 100
         mean, std = table.mean(axis=1), table.std(axis=1).fillna(0)
         left.plot(x, mean, label=sampler)
-        left.fill_between(x, mean - std, mean + std, alpha=0.15)
+        left.fill_between(x, (mean - std).clip(lower=0), (mean + std).clip(upper=1), alpha=0.15)  # a fraction <= 1
     for budget in budgets:
         left.axvline(budget, color="#cccccc", lw=0.8, zorder=0)
     left.axhline(0.95, color="#444444", ls="--", lw=0.8)
