@@ -84,8 +84,16 @@ def epochs_to_reach(history: pd.DataFrame, level: float) -> float:
     return float(reached["epochs"].iloc[0]) if len(reached) else math.inf
 
 
-def schedule(grace_period: float) -> str:
-    """A search's scheduler as the tables and the plot name it."""
+def median_epochs(runs: pd.DataFrame) -> dict[str, float]:
+    """Median over searches of the epochs trained to reach each hypervolume level, and over the whole search."""
+    searches = [run for _, run in runs.groupby(["table_seed", "seed"])]
+    row = {f"{level:.2f}": float(np.median([epochs_to_reach(run, level) for run in searches])) for level in LEVELS}
+    row["whole search"] = float(np.median([run["epochs"].max() for run in searches]))
+    return row
+
+
+def schedule(grace_period: float | None) -> str:
+    """A search's scheduler as the tables and the plot name it (no grace period: FIFO)."""
     return "FIFO" if pd.isna(grace_period) else f"mo-asha, grace {grace_period:.0f}"
 
 
@@ -114,11 +122,11 @@ def plot(results: pd.DataFrame, budgets: list[float], size: int, path: Path) -> 
     left.grid(alpha=0.3)
     nsga2 = results[results["sampler"] == "nsga2"]
     colours = iter(["#1f77b4", "#d62728", "#2ca02c", "#9467bd"])
-    for grace, runs in nsga2.groupby(nsga2["grace_period"].fillna(0)):
+    for grace, runs in nsga2.groupby(nsga2["grace_period"].fillna(0)):  # FIFO (0) first
         colour = next(colours)
         for k, (_, run) in enumerate(runs.groupby(["table_seed", "seed"])):
             right.step(run["epochs"], run["hv_fraction"], where="post", alpha=0.6, color=colour,
-                       label=schedule(grace or math.nan) if k == 0 else None)
+                       label=schedule(grace or None) if k == 0 else None)
     right.axhline(0.98, color="#444444", ls="--", lw=0.8)
     right.set_xscale("log")
     right.set_xlabel("epochs trained (log scale)")
@@ -177,7 +185,7 @@ def main(argv: list[str]) -> None:
                 records.append(history.assign(sampler=sampler, seed=seed, table_seed=table_seed,
                                               scheduler=config.scheduler.name,
                                               grace_period=math.nan if grace is None else grace))
-                progress.print(f"{sampler} seed {seed} on table seed {table_seed}, {schedule(grace or math.nan)}: "
+                progress.print(f"{sampler} seed {seed} on table seed {table_seed}, {schedule(grace)}: "
                                f"{len(trials)} trials in {time.perf_counter() - clock:.1f} s, hypervolume "
                                f"{history['hv_fraction'].iloc[-1]:.3f} of the exhaustive front's after "
                                f"{history['epochs'].iloc[-1]:.0f} epochs")
@@ -228,18 +236,15 @@ def main(argv: list[str]) -> None:
         saving.add_column(f"{name} epochs", justify="right")
         if name != "FIFO":
             saving.add_column("saved", justify="right")
-    whole = {name: float(runs.groupby(["table_seed", "seed"])["epochs"].max().median())
-             for name, runs in schedules.items()}
-    for label, needed in [*[(f"{level:.2f}", {name: float(np.median([epochs_to_reach(run, level) for _, run in
-                                                                     runs.groupby(["table_seed", "seed"])]))
-                                              for name, runs in schedules.items()}) for level in LEVELS],
-                          ("whole search", whole)]:
+    needed = {name: median_epochs(runs) for name, runs in schedules.items()}  # schedule -> row label -> epochs
+    for label, fifo_epochs in needed["FIFO"].items():
         cells = []
-        for name, epochs in needed.items():
+        for name in schedules:
+            epochs = needed[name][label]
             cells.append(f"{epochs:.0f}" if math.isfinite(epochs) else "not reached")
             if name != "FIFO":
-                ratio = needed["FIFO"] / epochs if math.isfinite(needed["FIFO"] + epochs) else math.nan
-                cells.append(f"{ratio:.2f}x" if ratio == ratio else "-")
+                finite = math.isfinite(fifo_epochs + epochs)
+                cells.append(f"{fifo_epochs / epochs:.2f}x" if finite else "-")
         saving.add_row(label, *cells)
     console.print(saving)
     console.print(f"{len(searches) * len(replicates)} searches of {n_trials} trials in "

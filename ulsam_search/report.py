@@ -30,8 +30,9 @@ import pandas as pd
 from .config import SearchConfig, load_search_config
 from .errors import InvalidInput
 from ._io import atomic_path, fsync_path, remove_leftovers, temporary_name
-from .results import (BLOCK_PREFIX, COMPLETE, FAILED, INFEASIBLE, OBJECTIVE_COLUMNS, PRUNED, STATUSES, TEXT_COLUMNS,
-                      eligible, pareto_mask, pareto_set)
+from .results import (COMPLETE, FAILED, INFEASIBLE, OBJECTIVE_COLUMNS, PRUNED, STATUSES, TEXT_COLUMNS, eligible,
+                      pareto_mask, pareto_set)
+from .space import PARAM_PREFIX
 from .arch import Architecture
 from .variants import VARIANTS
 
@@ -110,7 +111,7 @@ def read_trials(path: Path) -> pd.DataFrame:
     """``trials.csv``, refusing a corrupt or truncated file with the row or column at fault."""
     try:
         header = pd.read_csv(path, nrows=0).columns
-        table = pd.read_csv(path, dtype={c: str for c in header if c in TEXT_COLUMNS or c.startswith(BLOCK_PREFIX)})
+        table = pd.read_csv(path, dtype={c: str for c in header if c in TEXT_COLUMNS or c.startswith(PARAM_PREFIX)})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise InvalidInput(f"{path}: not a trials table ({str(error).splitlines()[0]})") from None
     missing = [c for c in ("number", "arch", "status", "macs", "params") if c not in table.columns]
@@ -230,7 +231,7 @@ def collect(run_dir: str | os.PathLike) -> ReportData:
     config, config_text, facts, table = load_run(run_dir)
     objectives = list(config.objectives)
     reference, floor = reference_point(config, facts, table)
-    blocks = [c for c in table.columns if c.startswith(BLOCK_PREFIX)]
+    blocks = [c for c in table.columns if c.startswith(PARAM_PREFIX)]
     front = pareto_set(table, objectives).sort_values(["macs", "params", "number"]).reset_index(drop=True)
     candidates = eligible(table)
     baseline_rows = candidates[candidates["arch"] == facts.baseline_arch]

@@ -21,7 +21,6 @@ COLUMNS = ("number", "trial_id", "arch", "backbone", "width", "top1", "top5", "v
            "duplicate_of", "started_at", "retries", "resumed_from_epoch")
 # Columns read back as text whatever they hold: a node id can be all digits, a block choice `+4` looks like a number.
 TEXT_COLUMNS = ("trial_id", "arch", "backbone", "status", "error", "node")
-BLOCK_PREFIX = "block_"
 # Objective name -> (column, direction) as the table stores it.
 OBJECTIVE_COLUMNS = {"top1": ("top1", "max"), "macs": ("macs", "min"), "params": ("params", "min"),
                      "latency": ("latency_ms", "min")}

@@ -17,11 +17,12 @@ from .config import SearchConfig
 from .errors import InvalidInput
 
 NONE = "none"
+PARAM_PREFIX = "block_"
 
 
 def param_name(block: int) -> str:
     """The Optuna parameter and trials.csv column of a candidate block."""
-    return f"block_{block}"
+    return f"{PARAM_PREFIX}{block}"
 
 
 def parse_choice(block: int, choice: str) -> Placement | None:
