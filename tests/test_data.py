@@ -1,10 +1,10 @@
 import pickle
+from collections import Counter
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
+from layouts import write_cifar, write_image, write_imagefolder
 from ulsam_search.data import DIGITS_VAL_FRACTION, TensorBatches, dataset_info, load_data, read_digits
 from ulsam_search.errors import InvalidInput
 
@@ -66,21 +66,8 @@ def test_tensor_batches_order_and_augmentation_depend_only_on_seed_and_epoch():
     assert torch.equal(_all(plain)[0], images.float())
 
 
-def _write_image(path, colour):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.full((40, 48, 3), colour, dtype=np.uint8)).save(path)
-
-
-def _imagefolder_tree(root, classes=("cat", "dog", "fox"), per_class=3):
-    for split in ("train", "val"):
-        for c, name in enumerate(classes):
-            for i in range(per_class if split == "train" else 1):
-                _write_image(root / split / name / f"{i}.png", 60 * c + 10 * i)
-    return root
-
-
 def test_imagefolder_loads_with_imagenet_transforms(tmp_path):
-    root = _imagefolder_tree(tmp_path / "folder")
+    root = write_imagefolder(tmp_path / "folder")
     data = load_data("imagefolder", root, batch_size=4, input_size=24, workers=0)
     assert (data.num_classes, data.num_train, data.num_val, data.input_size) == (3, 9, 3, 24)
     images, labels = _all(data.train)
@@ -98,8 +85,8 @@ def test_imagefolder_loads_with_imagenet_transforms(tmp_path):
 def test_imagefolder_errors_name_the_problem(tmp_path):
     with pytest.raises(InvalidInput, match=r"imagefolder needs .*train/ with one folder per class"):
         load_data("imagefolder", tmp_path / "nowhere")
-    root = _imagefolder_tree(tmp_path / "mismatch")
-    _write_image(root / "train" / "owl" / "0.png", 5)
+    root = write_imagefolder(tmp_path / "mismatch")
+    write_image(root / "train" / "owl" / "0.png", 5)
     with pytest.raises(InvalidInput, match="train/ and val/ hold different classes .*owl"):
         load_data("imagefolder", root, workers=0)
     empty = tmp_path / "empty"
@@ -109,24 +96,9 @@ def test_imagefolder_errors_name_the_problem(tmp_path):
         load_data("imagefolder", empty, workers=0)
 
 
-def _write_cifar(root, name, n_train=20, n_test=10):
-    folder, train_files, test_files, key, classes = (
-        ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], "labels", 10)
-        if name == "cifar10" else ("cifar-100-python", ["train"], ["test"], "fine_labels", 100))
-    directory = root / folder
-    directory.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for file, n in [(f, n_train // len(train_files)) for f in train_files] + [(f, n_test) for f in test_files]:
-        batch = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-                 key.encode(): rng.integers(0, classes, n).tolist()}
-        with open(directory / file, "wb") as handle:
-            pickle.dump(batch, handle)
-    return directory
-
-
 @pytest.mark.parametrize("name,classes", [("cifar10", 10), ("cifar100", 100)])
 def test_cifar_reads_the_python_batch_files(tmp_path, name, classes):
-    directory = _write_cifar(tmp_path, name)
+    directory = write_cifar(tmp_path, name)
     data = load_data(name, tmp_path, batch_size=8)
     assert (data.num_classes, data.num_train, data.num_val, data.input_size) == (classes, 20, 10, 32)
     with open(directory / ("test_batch" if name == "cifar10" else "test"), "rb") as handle:
@@ -145,7 +117,7 @@ def test_cifar_missing_or_corrupt_is_bad_input(tmp_path):
     with pytest.raises(InvalidInput, match=r"cifar10 not found: expected .*cifar-10-batches-py/ holding "
                                            r"data_batch_1.*--data-root DIR"):
         load_data("cifar10", tmp_path)
-    directory = _write_cifar(tmp_path, "cifar10")
+    directory = write_cifar(tmp_path, "cifar10")
     (directory / "data_batch_3").write_bytes(b"\x80\x04 not a pickle")
     with pytest.raises(InvalidInput, match="corrupt cifar10 file .*data_batch_3"):
         load_data("cifar10", tmp_path)
@@ -171,7 +143,7 @@ def test_bad_names_and_class_counts():
 
 
 def test_dataset_info_checks_without_loading_and_train_limit_subsets(tmp_path):
-    info = dataset_info("imagefolder", _imagefolder_tree(tmp_path / "folder", classes=("a", "b")))
+    info = dataset_info("imagefolder", write_imagefolder(tmp_path / "folder", classes=("a", "b")))
     assert (info.num_classes, info.input_size, info.small_input) == (2, 224, False)
     assert dataset_info("fake", num_classes=7).num_classes == 7
     assert dataset_info("digits", input_size=48).input_size == 48
@@ -179,8 +151,32 @@ def test_dataset_info_checks_without_loading_and_train_limit_subsets(tmp_path):
         (tmp_path / "bare" / "train").mkdir(parents=True)
         (tmp_path / "bare" / "val").mkdir()
         dataset_info("imagefolder", tmp_path / "bare")
+
+
+def _class_counts(labels) -> dict[int, int]:
+    return dict(sorted(Counter(torch.as_tensor(labels).tolist()).items()))
+
+
+def test_train_limit_is_a_fixed_class_stratified_subset(tmp_path):
     full = load_data("digits", batch_size=50)
     limited = load_data("digits", batch_size=50, train_limit=120)
     assert (limited.num_train, len(limited.train), limited.num_val) == (120, 3, 359)
-    assert torch.equal(limited.train.images, full.train.images[:120])
-    assert load_data("imagefolder", tmp_path / "folder", workers=0, train_limit=4).num_train == 4
+    sizes = _class_counts(full.train.labels)
+    counts = _class_counts(limited.train.labels)
+    assert sum(counts.values()) == 120 and set(counts) == set(range(10))
+    assert all(abs(counts[c] - 120 * sizes[c] / 1438) < 1 for c in range(10)), counts  # proportional, to one image
+    # The same images whatever the training seed (every trial and seed of a run trains on one subset) ...
+    other_seed = load_data("digits", batch_size=50, train_limit=120, seed=7)
+    assert torch.equal(other_seed.train.images, limited.train.images)
+    # ... and each of them is one of the full split's images.
+    full_rows = {tuple(row.tolist()) for row in full.train.images.flatten(1)}
+    assert all(tuple(row.tolist()) in full_rows for row in limited.train.images.flatten(1))
+
+    # ImageFolder: 4 images in each of 3 classes, 6 kept: 2 per class (the first 6 files would be 4 + 2 + 0).
+    folder = write_imagefolder(tmp_path / "folder", classes=("a", "b", "c"), per_class=4)
+    subset = load_data("imagefolder", folder, workers=0, train_limit=6).train.loader.dataset
+    assert _class_counts([subset.dataset.targets[i] for i in subset.indices]) == {0: 2, 1: 2, 2: 2}
+    # CIFAR with unequal classes: 10, 10 and 20 images of classes 0, 1, 2; 20 kept: 5, 5 and 10.
+    write_cifar(tmp_path, "cifar100", labels=[0] * 10 + [1] * 10 + [2] * 20)
+    cifar = load_data("cifar100", tmp_path, train_limit=20)
+    assert _class_counts(cifar.train.labels) == {0: 5, 1: 5, 2: 10}

@@ -22,7 +22,7 @@ from ._io import atomic_path
 from .arch import build_model
 from .cost import CONVENTIONS, count_cost
 from .data import DATASETS, load_data
-from .errors import InvalidInput
+from .errors import InvalidInput, NothingTrained
 from .train import AMP_MODES, DEVICES, OPTIMIZERS, TrainConfig, fit, load_checkpoint, load_pretrained, \
     resolve_runtime, seed_everything
 from .variants import DEFAULT_GROUPS, VARIANTS, resolve_arch
@@ -222,7 +222,8 @@ def _available_benchmarks() -> list[str]:
 
 
 def _finish_run(table, config, root: Path, reports_dir: str) -> None:
-    """Print what the run holds and write its report."""
+    """Print what the run holds and write its report; the last line says how many trials failed, and a run in
+    which no trial completed raises ``NothingTrained`` (exit 1) after its report is written."""
     from .report import write_report
     from .results import pareto_set
 
@@ -235,6 +236,22 @@ def _finish_run(table, config, root: Path, reports_dir: str) -> None:
               file=sys.stderr)
     if len(table):
         _console().print(f"report: {write_report(root, Path(reports_dir) / config.name) / 'index.html'}")
+    failures = _failure_line(table)
+    if not counts.get("COMPLETE"):
+        raise NothingTrained(failures or f"no trial completed ({summary})")
+    if failures:
+        print(f"warning: {failures}", file=sys.stderr)
+
+
+def _failure_line(table) -> str:
+    """'all 12 trials failed; 12 x InvalidInput: ...' or '2 of 12 trials failed; ...' ('' when none failed)."""
+    failed = table[table["status"] == "FAILED"]
+    if failed.empty:
+        return ""
+    errors = failed["error"].fillna("no error recorded").astype(str).value_counts()
+    share = f"all {len(table)}" if len(failed) == len(table) else f"{len(failed)} of {len(table)}"
+    return f"{share} trials failed; {errors.iloc[0]} x {errors.index[0]}" + (
+        f" (and {len(errors) - 1} other error{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else "")
 
 
 def _cmd_ablate(args) -> None:
@@ -242,7 +259,8 @@ def _cmd_ablate(args) -> None:
     from .config import load_search_config
     from .search import run_search
 
-    config = ablation_config(load_search_config(args.config).with_overrides(name=args.name, address=args.address))
+    config = ablation_config(load_search_config(args.config, args.set, args.name).with_overrides(
+        address=args.address))
     table = run_search(config, args.runs_dir, progress=not args.quiet)
     _finish_run(table, config, Path(args.runs_dir) / config.name, args.reports_dir)
 
@@ -258,8 +276,8 @@ def _cmd_run(args) -> None:
     from .config import load_search_config
     from .search import run_search
 
-    config = load_search_config(args.config).with_overrides(name=args.name, n_trials=args.n_trials,
-                                                          address=args.address)
+    config = load_search_config(args.config, args.set, args.name).with_overrides(n_trials=args.n_trials,
+                                                                                 address=args.address)
     if config.study is not None:
         raise InvalidInput(f"config {args.config}: study: this is an ablation; run it with `ulsam-search ablate "
                            f"{args.config}`")
@@ -340,6 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local instance)")
     run.add_argument("--runs-dir", default="runs", help="where run directories go (default runs/)")
     run.add_argument("--reports-dir", default="reports", help="where the report goes when it ends (default reports/)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config key (dotted, YAML value; repeatable): --set training.epochs=1")
     run.add_argument("--quiet", action="store_true", help="no live progress view")
     run.set_defaults(func=_cmd_run)
 
@@ -356,6 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local instance)")
     ablate.add_argument("--runs-dir", default="runs", help="where run directories go (default runs/)")
     ablate.add_argument("--reports-dir", default="reports", help="where the report goes (default reports/)")
+    ablate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key (dotted, YAML value; repeatable): --set training.epochs=1")
     ablate.add_argument("--quiet", action="store_true", help="no live progress view")
     ablate.set_defaults(func=_cmd_ablate)
 
@@ -378,6 +400,9 @@ def main(argv: list[str] | None = None) -> int:
     except InvalidInput as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except NothingTrained as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, field_validator, \
     model_validator
 
-from .data import DATASETS
+from .data import DATASETS, DATASETS_ON_DISK, data_root
 from .errors import InvalidInput
 from .train import AMP_MODES, OPTIMIZERS, TrainConfig
 
@@ -26,6 +26,9 @@ OBJECTIVES = {"top1": "max", "macs": "min", "params": "min", "latency": "min"}
 SAMPLERS = ("nsga2", "tpe", "gp", "random", "grid")
 SCHEDULERS = ("fifo", "mo-asha")
 DEFAULT_GROUPS = (1, 2, 4, 8, 16)
+
+
+_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}"  # a run name: a plain folder name
 
 
 class _Strict(BaseModel):
@@ -39,7 +42,7 @@ class DatasetConfig(_Strict):
     num_classes: PositiveInt | None = None
     download: bool = False
     workers: int | None = Field(default=None, ge=0)
-    train_limit: PositiveInt | None = None  # first N training images only: a proxy task
+    train_limit: PositiveInt | None = None  # N training images, a fixed class-stratified subset: a proxy task
 
 
 class TrainingConfig(_Strict):
@@ -208,7 +211,7 @@ class SearchConfig(_Strict):
     @classmethod
     def _folder_name(cls, value):
         """The run and report folders are runs/<name> and reports/<name>: a name must not lead out of them."""
-        if value is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}", value):
+        if value is not None and not re.fullmatch(_NAME, value):
             raise ValueError(f"{value!r} is not a plain folder name (letters, digits, '_', '-', '.'; not starting "
                              f"with '.' or '-'; at most 100 characters): set name or --name")
         return value
@@ -250,6 +253,17 @@ class SearchConfig(_Strict):
                 data[key] = value
         return _validate(data, "command line")
 
+    def with_resolved_paths(self) -> SearchConfig:
+        """A copy whose paths (``dataset.root`` and its default, ``training.pretrained``, ``backend.table``) are
+        absolute, resolved against the working folder of the command: Ray trials run in folders of their own."""
+        data = self.model_dump()
+        if self.dataset.name in DATASETS_ON_DISK:
+            data["dataset"]["root"] = str(data_root(self.dataset.root))
+        for section, key in (("training", "pretrained"), ("backend", "table")):
+            if data[section][key]:
+                data[section][key] = str(Path(data[section][key]).expanduser().resolve())
+        return _validate(data, "paths")
+
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
@@ -275,8 +289,38 @@ def _validate(data: dict, source: str) -> SearchConfig:
         raise InvalidInput(f"config {source}: {path}: {message}") from None
 
 
-def load_search_config(path: str | os.PathLike) -> SearchConfig:
-    """Read and validate a search config; the run name defaults to the file's stem."""
+def apply_settings(data: dict, settings: list[str] | tuple[str, ...]) -> dict:
+    """``data`` with each ``KEY=VALUE`` of ``--set`` applied: dotted keys into nested mappings, YAML values."""
+    for setting in settings:
+        key, sep, text = setting.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
+            raise InvalidInput(f"--set {setting}: expected KEY=VALUE with a dotted key, e.g. training.epochs=1")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise InvalidInput(f"--set {setting}: the value is not valid YAML "
+                               f"({getattr(error, 'problem', error)})") from None
+        node = data
+        for depth, part in enumerate(parts):
+            name = int(part) if part.isdigit() else part  # per_block keys are block numbers
+            if depth == len(parts) - 1:
+                node[name] = value
+                break
+            child = node.setdefault(name, {})
+            if child is None:
+                child = node[name] = {}
+            if not isinstance(child, dict):
+                raise InvalidInput(f"--set {setting}: {'.'.join(parts[:depth + 1])} is not a mapping of keys")
+            node = child
+    return data
+
+
+def load_search_config(path: str | os.PathLike, settings: list[str] | tuple[str, ...] = (),
+                       name: str | None = None) -> SearchConfig:
+    """Read and validate a search config with ``--set`` overrides applied before validation, every path made
+    absolute against the working folder. The run name is ``name`` (``--name``), else the config's, else the
+    file's stem."""
     path = Path(path)
     if not path.is_file():
         raise InvalidInput(f"config {path} does not exist")
@@ -288,5 +332,16 @@ def load_search_config(path: str | os.PathLike) -> SearchConfig:
         raise InvalidInput(f"config {path.name}: invalid YAML{where}: {getattr(error, 'problem', error)}") from None
     if not isinstance(data, dict):
         raise InvalidInput(f"config {path.name}: expected a mapping of keys (backbone, dataset, space, ...)")
-    data.setdefault("name", path.stem)
-    return _validate(data, path.name)
+    data = apply_settings(data, settings)
+    source = path.name + (" with --set" if settings else "")
+    if name is not None:
+        data["name"] = name
+    elif "name" in data and data["name"] in (None, ""):
+        raise InvalidInput(f"config {source}: name: is empty; give the run a name or drop the key (the file name "
+                           f"is the default)")
+    elif "name" not in data:
+        if not re.fullmatch(_NAME, path.stem):
+            raise InvalidInput(f"config {source}: name: the file name {path.stem!r} is not a plain run name "
+                               f"(letters, digits, '_', '-', '.'): set name: or --name")
+        data["name"] = path.stem
+    return _validate(data, source).with_resolved_paths()

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from .errors import InvalidInput
 
 DATASETS = ("digits", "cifar10", "cifar100", "imagefolder", "fake")
+DATASETS_ON_DISK = ("cifar10", "cifar100", "imagefolder")  # the ones read from a data root
 DEFAULT_DATA_ROOT = "data"
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 CIFAR_MEAN = {"cifar10": (0.4914, 0.4822, 0.4465), "cifar100": (0.5071, 0.4865, 0.4409)}
@@ -33,11 +34,42 @@ CIFAR_STD = {"cifar10": (0.2470, 0.2435, 0.2616), "cifar100": (0.2673, 0.2564, 0
 DIGITS_MEAN, DIGITS_STD = (0.305,) * 3, (0.324,) * 3  # measured on the 32x32 upsampled images
 DIGITS_VAL_FRACTION = 0.2
 _DIGITS_SPLIT_SEED = 20200301  # fixed: the split never changes with the training seed
+_SUBSET_SEED = 20200302  # fixed: ``train_limit`` keeps the same images for every trial and seed
 
 
 def is_small_input(side: int) -> bool:
     """Whether images of this side want the stride-8 backbone (``small_input``): CIFAR and digits do."""
     return side <= 64
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """The absolute data root: ``root``, else ``$ULSAM_SEARCH_DATA``, else ``./data``, against the working folder.
+
+    Resolved where the command runs: Ray trials run in their own folders, so a relative path must not reach them.
+    """
+    chosen = root if root is not None else os.environ.get("ULSAM_SEARCH_DATA") or DEFAULT_DATA_ROOT
+    return Path(chosen).expanduser().resolve()
+
+
+def stratified_subset(labels, limit: int | None) -> list[int] | None:
+    """Sorted indices of ``limit`` training images drawn per class in proportion to the class sizes (largest
+    remainders get the leftover images), shuffled with a fixed seed: every trial and seed of a run sees the same
+    subset. None when no limit applies."""
+    labels = torch.as_tensor(labels).long()
+    if limit is None or limit >= len(labels):
+        return None
+    generator = torch.Generator().manual_seed(_SUBSET_SEED)
+    classes, sizes = labels.unique(return_counts=True)
+    exact = sizes.double() * limit / len(labels)
+    quota = exact.floor().long()
+    leftover = limit - int(quota.sum())
+    order = sorted(range(len(classes)), key=lambda c: (-(exact[c] - quota[c]).item(), c))
+    quota[order[:leftover]] += 1
+    chosen = []
+    for label, count in zip(classes.tolist(), quota.tolist()):
+        members = (labels == label).nonzero().flatten()
+        chosen += members[torch.randperm(len(members), generator=generator)[:count]].tolist()
+    return sorted(chosen)
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -174,7 +206,7 @@ def dataset_info(name: str, root: str | os.PathLike | None = None, *, input_size
     """
     if name not in DATASETS:
         raise InvalidInput(f"unknown dataset '{name}'; valid: {', '.join(DATASETS)}")
-    root = Path(root if root is not None else os.environ.get("ULSAM_SEARCH_DATA", DEFAULT_DATA_ROOT)).expanduser()
+    root = data_root(root)
     if name == "digits":
         found, side = 10, 32
     elif name in CIFAR_MEAN:
@@ -199,7 +231,8 @@ def load_data(name: str, root: str | os.PathLike | None = None, *, batch_size: i
     """Load dataset ``name`` (one of ``DATASETS``); in-memory data sets are placed on ``device``.
 
     ``input_size`` defaults to each data set's native side (32 for digits and CIFAR, 224 otherwise).
-    ``train_limit`` keeps only the first N training images (a fixed subset: proxy searches, quick starts).
+    ``train_limit`` keeps N training images, a fixed class-stratified subset (``stratified_subset``; ``fake``
+    generates N images).
     """
     info = dataset_info(name, root, input_size=input_size, num_classes=num_classes, download=download)
     if batch_size <= 0:
@@ -227,7 +260,9 @@ def _in_memory(name: str, train: tuple[torch.Tensor, torch.Tensor], val: tuple[t
                num_classes: int, batch_size: int, input_size: int, seed: int, train_limit: int | None, *, mean,
                std, shift: float, flip: bool) -> DataBundle:
     """Bundle uint8 train/val tensors resized to ``input_size``; random shifts up to ``shift`` of the side."""
-    train = (train[0][:train_limit], train[1][:train_limit])
+    subset = stratified_subset(train[1], train_limit)
+    if subset is not None:
+        train = (train[0][subset], train[1][subset])
     train_images, val_images = (_resize_uint8(images, input_size) for images in (train[0], val[0]))
     pad = max(1, round(shift * input_size))
     return DataBundle(
@@ -382,8 +417,9 @@ def _imagefolder(root: Path, batch_size: int, input_size: int, workers: int, pin
         val = datasets.ImageFolder(str(root / "val"), val_transform)
     except (FileNotFoundError, OSError) as error:
         raise InvalidInput(f"imagefolder at {root}: {error}") from None
-    if train_limit is not None:
-        train = torch.utils.data.Subset(train, range(min(train_limit, len(train))))
+    subset = stratified_subset(train.targets, train_limit)
+    if subset is not None:
+        train = torch.utils.data.Subset(train, subset)
     return DataBundle("imagefolder",
                       _SeededLoader(train, batch_size, train=True, workers=workers, pin_memory=pin_memory, seed=seed),
                       _SeededLoader(val, batch_size, train=False, workers=workers, pin_memory=pin_memory, seed=seed),

@@ -30,7 +30,7 @@ from ._io import atomic_path
 from .arch import Architecture, build_model
 from .config import OBJECTIVES, SearchConfig, load_search_config
 from .cost import count_cost, measure_latency
-from .data import dataset_info, load_data
+from .data import DATASETS_ON_DISK, dataset_info, load_data
 from .errors import InvalidInput
 from .report import RunFacts
 from .results import COMPLETE, FAILED, INFEASIBLE, OBJECTIVE_COLUMNS, PRUNED, pareto_set, trials_table, write_table
@@ -109,6 +109,7 @@ def trial_results(trial_config: dict, job: TrialJob, *, node: str = "local",
                "macs": trial_config["macs"], "params": trial_config["params"]}
     history: list[dict] = []
     try:
+        _check_paths_on_node(job, node)
         if job.table is not None:
             recorded = load_table(job.table).answer(trial_config["arch"], seed, config.training.epochs)
             epochs, time_model = iter(recorded.epochs), lambda: recorded.latency_ms
@@ -133,6 +134,17 @@ def trial_results(trial_config: dict, job: TrialJob, *, node: str = "local",
             torch.cuda.empty_cache()  # the actor trains the next trial
             message += " (lower training.batch_size, or give each trial more memory: resources.gpu / resources.cpu)"
         yield {**base, **metrics, "history": history, "error": message, "seconds": time.perf_counter() - started}
+
+
+def _check_paths_on_node(job: TrialJob, node: str) -> None:
+    """Fail a trial on a node that lacks a file the run names: on a cluster every node needs them at one path."""
+    config = job.config
+    paths = {"dataset.root": config.dataset.root if config.dataset.name in DATASETS_ON_DISK else None,
+             "training.pretrained": config.training.pretrained, "backend.table": job.table}
+    for field, path in paths.items():
+        if path is not None and not os.path.exists(path):
+            raise FileNotFoundError(f"{field} {path} does not exist on node {node} ({socket.gethostname()}); every "
+                                    f"node of the cluster needs it at the same path")
 
 
 def _epoch_record(epoch: EpochMetrics | dict) -> dict:
