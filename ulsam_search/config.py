@@ -183,6 +183,7 @@ class BackendConfig(_Strict):
 class RayConfig(_Strict):
     address: str | None = None
     dashboard: bool = False  # a local instance's dashboard, bound to 127.0.0.1 (needs ray[default])
+    wait_for_nodes_s: float = Field(default=0.0, ge=0, allow_inf_nan=False)  # an autoscaling cluster's grace period
 
 
 class SearchConfig(_Strict):

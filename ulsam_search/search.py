@@ -602,9 +602,44 @@ def _connect_ray(address: str | None, dashboard: bool = False) -> bool:
         except ConnectionError as error:
             raise InvalidInput(f"ray.address {address}: {error}") from None
     else:
-        ray.init(include_dashboard=dashboard, dashboard_host="127.0.0.1", log_to_driver=False,
-                 configure_logging=False)
+        resources = _local_resources()
+        ray.init(num_cpus=int(resources["CPU"]), num_gpus=int(resources["GPU"]), include_dashboard=dashboard,
+                 dashboard_host="127.0.0.1", log_to_driver=False, configure_logging=False)
     return True
+
+
+def _local_resources() -> dict[str, float]:
+    """What a local Ray instance is started with: the CPUs this process may use and the CUDA devices torch sees."""
+    import torch
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return {"CPU": float(cpus), "GPU": float(torch.cuda.device_count())}
+
+
+def _check_resources(config: SearchConfig, nodes: Callable[[], list[dict]], where: str, wait_s: float = 0.0) -> None:
+    """Refuse (exit 2, before anything is written) a trial that no node can ever fit, instead of waiting forever.
+
+    ``nodes`` lists each node's resources; an autoscaling cluster gets ``wait_s`` seconds to show a node that fits.
+    """
+    need = {"CPU": config.resources.cpu, "GPU": config.resources.gpu}
+    deadline = time.monotonic() + wait_s
+    while True:
+        found = nodes()
+        if any(all(node.get(key, 0.0) >= amount for key, amount in need.items()) for node in found):
+            return
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
+    largest = max(found, key=lambda n: (n.get("GPU", 0.0), n.get("CPU", 0.0)), default={})
+    raise InvalidInput(f"resources: each trial asks for {need['CPU']:g} CPUs and {need['GPU']:g} GPUs, but {where} "
+                       f"has at most {largest.get('CPU', 0.0):g} CPUs and {largest.get('GPU', 0.0):g} GPUs per node; "
+                       f"lower them, e.g. --set resources.gpu=0 --set resources.cpu=1")
+
+
+def _cluster_nodes() -> list[dict]:
+    import ray
+
+    return [node["Resources"] for node in ray.nodes() if node.get("Alive")]
 
 
 def prepare_run(config: SearchConfig, runs_dir: str | os.PathLike = "runs") -> tuple[RunPaths, SearchSpace, TrialJob]:
@@ -666,8 +701,13 @@ def run_search(config: SearchConfig, runs_dir: str | os.PathLike = "runs", *, pr
     paths, space, job = prepare_run(config, runs_dir)
     if paths.config.exists():
         _check_same_run(paths, config)
-    started_ray = _connect_ray(config.ray.address, config.ray.dashboard)
+    address = config.ray.address or os.environ.get("RAY_ADDRESS")
+    if not address and not ray.is_initialized():
+        _check_resources(config, lambda: [_local_resources()], "this machine")
+    started_ray = _connect_ray(address, config.ray.dashboard)
     try:
+        if address:
+            _check_resources(config, _cluster_nodes, f"the cluster at {address}", config.ray.wait_for_nodes_s)
         paths.checkpoints.mkdir(parents=True, exist_ok=True)
         paths.config.write_text(config.to_yaml())
         baseline = count_cost(Architecture(config.backbone, config.width), job.input_size, job.num_classes,
