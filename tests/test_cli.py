@@ -112,6 +112,15 @@ def test_train_json_out_and_resume(capsys, tmp_path):
     assert code == 2 and "already holds a run (checkpoint.pt); continue it with --resume" in err
     code, _, err = run(capsys, "train", "mobilenet_v1@0.25", "--epochs", "1", "--resume", str(out))
     assert code == 2 and "the checkpoint trained mobilenet_v1@0.25:7+4, not mobilenet_v1@0.25" in err
+    # Resuming on other data, another batch size or another model input is refused, naming the field.
+    for option, message in ((["--batch-size", "32"], "batch_size=64 (now 32)"),
+                            (["--train-limit", "100"], "train_limit=None (now 100)"),
+                            (["--input-size", "48"], "input_size=32 (now 48)"),
+                            (["--no-small-input"], "small_input=True (now False)"),
+                            (["--dataset", "fake", "--num-classes", "10"], "dataset='digits' (now 'fake')")):
+        code, stdout, err = run(capsys, "train", "mobilenet_v1@0.25:7+4", "--epochs", "1", "--seed", "3",
+                                "--resume", str(out), "--quiet", *option)
+        assert code == 2 and f"cannot resume: the checkpoint was trained with {message}" in err, err
 
 
 def test_train_bad_input_writes_nothing(capsys, tmp_path):

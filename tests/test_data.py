@@ -174,7 +174,7 @@ def test_train_limit_is_a_fixed_class_stratified_subset(tmp_path):
 
     # ImageFolder: 4 images in each of 3 classes, 6 kept: 2 per class (the first 6 files would be 4 + 2 + 0).
     folder = write_imagefolder(tmp_path / "folder", classes=("a", "b", "c"), per_class=4)
-    subset = load_data("imagefolder", folder, workers=0, train_limit=6).train.loader.dataset
+    subset = load_data("imagefolder", folder, workers=0, train_limit=6).train.loader.dataset.dataset
     assert _class_counts([subset.dataset.targets[i] for i in subset.indices]) == {0: 2, 1: 2, 2: 2}
     # CIFAR with unequal classes: 10, 10 and 20 images of classes 0, 1, 2; 20 kept: 5, 5 and 10.
     write_cifar(tmp_path, "cifar100", labels=[0] * 10 + [1] * 10 + [2] * 20)

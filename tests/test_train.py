@@ -9,8 +9,9 @@ from torch import nn
 from ulsam_search import build_model
 from ulsam_search.data import DataBundle, TensorBatches, load_data
 from ulsam_search.errors import InvalidInput
-from ulsam_search.train import (TrainConfig, TrainingDiverged, WarmupCosine, evaluate, fit, load_checkpoint,
-                                load_pretrained, make_optimizer, seed_everything)
+from layouts import write_image, write_imagefolder
+from ulsam_search.train import (TrainConfig, TrainingDiverged, WarmupCosine, _restore, evaluate, fit,
+                                load_checkpoint, load_pretrained, make_optimizer, seed_everything)
 
 TINY = "mobilenet_v1@0.25"
 
@@ -214,3 +215,45 @@ def test_gradient_clipping_bounds_the_update_and_adamw_trains(digits_subset):
     assert adam_moved > 0 and math.isfinite(adam.final.val_loss)
     optimizer = make_optimizer(_model(), TrainConfig(optimizer="adamw", weight_decay=0.05))
     assert isinstance(optimizer, torch.optim.AdamW) and [g["weight_decay"] for g in optimizer.param_groups] == [0.05, 0]
+
+
+def test_resume_through_dataloader_workers_matches_an_uninterrupted_run(tmp_path):
+    """ImageFolder with 2 persistent workers: random crops and flips are drawn in the workers, so a resumed run
+    (new workers, started at epoch 2) must draw what the uninterrupted run's workers drew in their second epoch."""
+    root = write_imagefolder(tmp_path / "images", classes=("a", "b", "c", "d"), per_class=12, size=(20, 24))
+    for image in sorted(root.rglob("*.png"))[::3]:  # images that differ within a class: crops change the pixels
+        write_image(image, (37 * len(image.name)) % 256, (20, 24))
+        write_image(image.with_name("x" + image.name), 200, (20, 24))
+    data = lambda: load_data("imagefolder", root, batch_size=16, input_size=16, workers=2)  # noqa: E731
+    config = TrainConfig(epochs=2, lr=0.05, warmup_epochs=0)
+    straight = fit(_model(), data(), config)
+
+    class Killed(Exception):
+        pass
+
+    def die_after_first(metrics):
+        if metrics.epoch == 1:
+            raise Killed
+
+    path = tmp_path / "checkpoint.pt"
+    with pytest.raises(Killed):
+        fit(_model(), data(), config, checkpoint_path=path, callback=die_after_first)
+    resumed = fit(_model(seed=5), data(), config, resume=load_checkpoint(path))
+    assert _numbers(resumed.history) == _numbers(straight.history)
+
+
+def test_an_fp32_checkpoint_resumes_with_a_gradient_scaler_and_an_fp16_one_without(digits_subset, tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    fit(_model(), digits_subset, TrainConfig(epochs=1), checkpoint_path=path)
+    fp32 = load_checkpoint(path)
+    assert fp32["scaler"] == {}  # a disabled scaler has no state
+    model = _model()
+    optimizer = make_optimizer(model, TrainConfig())
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    scaler = torch.amp.GradScaler("cpu", enabled=True)  # what --amp fp16 builds
+    _restore(fp32, TrainConfig(epochs=1, amp="fp16"), model, optimizer, scheduler, scaler)
+    assert scaler.get_scale() == 65536.0  # fresh, not "source state dict is empty"
+    fp16 = {**fp32, "scaler": scaler.state_dict()}
+    disabled = torch.amp.GradScaler("cpu", enabled=False)
+    _restore(fp16, TrainConfig(epochs=1), _model(), optimizer, scheduler, disabled)
+    assert not disabled.is_enabled()

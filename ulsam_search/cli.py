@@ -21,10 +21,10 @@ from rich.table import Table
 from ._io import atomic_path
 from .arch import build_model
 from .cost import CONVENTIONS, count_cost
-from .data import DATASETS, load_data
+from .data import DATASETS, DATASETS_ON_DISK, data_root, dataset_info, load_data
 from .errors import InvalidInput, NothingTrained
-from .train import AMP_MODES, DEVICES, OPTIMIZERS, TrainConfig, fit, load_checkpoint, load_pretrained, \
-    resolve_runtime, seed_everything
+from .train import AMP_MODES, DEVICES, OPTIMIZERS, TrainConfig, check_same_run, fit, load_checkpoint, \
+    load_pretrained, resolve_runtime, seed_everything
 from .variants import DEFAULT_GROUPS, VARIANTS, resolve_arch
 
 BENCHMARKS_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
@@ -144,14 +144,19 @@ def _check_out_dir(out: Path, resuming: bool) -> None:
         raise InvalidInput(f"--out {out} is not writable ({error})") from None
 
 
-def _resume_state(resume: str | None, arch) -> dict | None:
+def _resume_state(resume: Path | None, arch, run_facts: dict) -> dict | None:
     if resume is None:
         return None
-    path = Path(resume)
-    state = load_checkpoint(path / "checkpoint.pt" if path.is_dir() else path)
+    state = load_checkpoint(resume / "checkpoint.pt" if resume.is_dir() else resume)
     if state["arch"] != str(arch):
         raise InvalidInput(f"cannot resume: the checkpoint trained {state['arch']}, not {arch}")
+    check_same_run(state, run_facts)
     return state
+
+
+def _absolute(path: str | None) -> Path | None:
+    """A path option resolved against the working folder (``~`` expanded), as every stage sees it."""
+    return Path(path).expanduser().resolve() if path else None
 
 
 def _cmd_train(args) -> None:
@@ -161,28 +166,33 @@ def _cmd_train(args) -> None:
                          grad_clip=args.grad_clip, amp=args.amp, channels_last=args.channels_last,
                          compile=args.compile, seed=args.seed, device=args.device)
     device, _ = resolve_runtime(config)
-    out = Path(args.out) if args.out else None
-    if out is None and args.resume and Path(args.resume).is_dir():
-        out = Path(args.resume)  # a resumed run keeps checkpointing where it was
+    out, resume_path, pretrained_path = _absolute(args.out), _absolute(args.resume), _absolute(args.pretrained)
+    if out is None and resume_path is not None and resume_path.is_dir():
+        out = resume_path  # a resumed run keeps checkpointing where it was
     if out is not None:
-        _check_out_dir(out, resuming=args.resume is not None)
-    resume = _resume_state(args.resume, arch)
-    data = load_data(args.dataset, args.data_root, batch_size=args.batch_size, input_size=args.input_size,
-                     workers=args.workers, download=args.download, device=device, seed=args.seed,
-                     num_classes=args.num_classes, train_limit=args.train_limit)
-    small_input = data.small_input if args.small_input is None else args.small_input
+        _check_out_dir(out, resuming=resume_path is not None)
+    root = str(data_root(args.data_root)) if args.dataset in DATASETS_ON_DISK else None
+    info = dataset_info(args.dataset, root, input_size=args.input_size, num_classes=args.num_classes,
+                        download=args.download)
+    small_input = info.small_input if args.small_input is None else args.small_input
+    run_facts = {"dataset": args.dataset, "data_root": root, "train_limit": args.train_limit,
+                 "batch_size": args.batch_size, "input_size": info.input_size, "small_input": small_input}
+    resume = _resume_state(resume_path, arch, run_facts)
+    data = load_data(args.dataset, root, batch_size=args.batch_size, input_size=args.input_size,
+                     workers=args.workers, device=device, seed=args.seed, num_classes=args.num_classes,
+                     train_limit=args.train_limit)
     seed_everything(args.seed)
     model = build_model(arch, data.num_classes, small_input=small_input)
-    pretrained = load_pretrained(model, args.pretrained) if args.pretrained else None
+    pretrained = load_pretrained(model, pretrained_path) if pretrained_path else None
     if pretrained is not None:
-        print(f"pretrained {args.pretrained}: {pretrained.summary()}", file=sys.stderr)
+        print(f"pretrained {pretrained_path}: {pretrained.summary()}", file=sys.stderr)
     if data.synthetic:
         print("warning: dataset 'fake' is random synthetic data: the images/s are real, the accuracy is "
               "meaningless", file=sys.stderr)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     result = fit(model, data, config, checkpoint_path=out / "checkpoint.pt" if out else None, resume=resume,
-                 progress=not args.quiet)
+                 progress=not args.quiet, run_facts=run_facts)
     cost = count_cost(arch, data.input_size, data.num_classes, "paper", small_input)
     final = result.final
     record = {"arch": str(arch), "dataset": data.name, "synthetic": data.synthetic, "epochs": final.epoch,
@@ -191,7 +201,7 @@ def _cmd_train(args) -> None:
               "input_size": data.input_size, "num_classes": data.num_classes, "small_input": small_input,
               "train_seconds": result.seconds, "images_per_second": result.images_per_second,
               "device": result.device, "seed": args.seed,
-              "pretrained": None if pretrained is None else {"path": args.pretrained, "loaded": len(pretrained.loaded),
+              "pretrained": None if pretrained is None else {"path": str(pretrained_path), "loaded": len(pretrained.loaded),
                                                               "skipped": len(pretrained.skipped),
                                                               "new": len(pretrained.missing)},
               "history": [asdict(m) for m in result.history]}

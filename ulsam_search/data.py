@@ -163,15 +163,48 @@ class TensorBatches:
         return images
 
 
+class _EpochSampler(torch.utils.data.Sampler):
+    """Indices of one epoch (shuffled from the epoch's seed when training), each paired with that seed."""
+
+    def __init__(self, size: int, shuffle: bool) -> None:
+        self.size, self.shuffle, self.epoch_seed = size, shuffle, 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.epoch_seed)
+        order = torch.randperm(self.size, generator=generator).tolist() if self.shuffle else range(self.size)
+        return ((self.epoch_seed, index) for index in order)
+
+
+class _SeededSamples(torch.utils.data.Dataset):
+    """Each image's random transforms seeded from (epoch seed, index): the same in any worker, in the main
+    process, and after a resume (persistent workers otherwise carry their RNG from epoch to epoch)."""
+
+    def __init__(self, dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]):
+        epoch_seed, index = key
+        with torch.random.fork_rng(devices=[]):  # the trainer's own RNG is left as it was
+            torch.manual_seed(epoch_seed * 1_000_003 + index)
+            return self.dataset[index]
+
+
 class _SeededLoader:
-    """A DataLoader whose shuffling and worker seeds are reset from (seed, epoch) before each epoch."""
+    """A DataLoader whose order and per-image augmentation depend only on (seed, epoch, image index)."""
 
     def __init__(self, dataset, batch_size: int, *, train: bool, workers: int, pin_memory: bool, seed: int) -> None:
         self.seed, self.epoch = seed, 0
-        self.generator = torch.Generator()
+        self.sampler = _EpochSampler(len(dataset), shuffle=train)
         self.loader = torch.utils.data.DataLoader(
-            dataset, batch_size=batch_size, shuffle=train, num_workers=workers, pin_memory=pin_memory,
-            persistent_workers=workers > 0, generator=self.generator)
+            _SeededSamples(dataset), batch_size=batch_size, sampler=self.sampler, num_workers=workers,
+            pin_memory=pin_memory, persistent_workers=workers > 0,
+            generator=torch.Generator())  # its worker seeds are drawn from here, not from the trainer's RNG
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -180,7 +213,7 @@ class _SeededLoader:
         return len(self.loader)
 
     def __iter__(self):
-        self.generator.manual_seed(_epoch_seed(self.seed, self.epoch))
+        self.sampler.epoch_seed = _epoch_seed(self.seed, self.epoch)
         return iter(self.loader)
 
 

@@ -207,7 +207,7 @@ def _to_device(images: torch.Tensor, labels: torch.Tensor, device: torch.device,
 
 def fit(model: nn.Module, data: DataBundle, config: TrainConfig, *,
         callback: Callable[[EpochMetrics], None] | None = None, checkpoint_path: str | os.PathLike | None = None,
-        resume: dict | None = None, progress: bool = False) -> TrainResult:
+        resume: dict | None = None, progress: bool = False, run_facts: dict | None = None) -> TrainResult:
     """Train ``model`` on ``data`` for ``config.epochs`` epochs, evaluating after each (``callback`` sees each).
 
     ``resume`` is a checkpoint from ``load_checkpoint`` (same config up to runtime fields); training continues
@@ -218,7 +218,7 @@ def fit(model: nn.Module, data: DataBundle, config: TrainConfig, *,
     history = [EpochMetrics(**m) for m in resume["history"]] if resume is not None else []
     new: list[EpochMetrics] = []
     for metrics in train_epochs(model, data, config, checkpoint_path=checkpoint_path, resume=resume,
-                                progress=progress):
+                                progress=progress, run_facts=run_facts):
         new.append(metrics)
         if callback is not None:
             callback(metrics)
@@ -229,9 +229,10 @@ def fit(model: nn.Module, data: DataBundle, config: TrainConfig, *,
 
 def train_epochs(model: nn.Module, data: DataBundle, config: TrainConfig, *,
                  checkpoint_path: str | os.PathLike | None = None, resume: dict | None = None,
-                 progress: bool = False) -> Iterator[EpochMetrics]:
+                 progress: bool = False, run_facts: dict | None = None) -> Iterator[EpochMetrics]:
     """``fit`` one epoch at a time: yields each epoch's metrics (after its checkpoint is saved), in the caller's
-    thread, so that a Ray Tune class trainable can run one epoch per ``step``."""
+    thread, so that a Ray Tune class trainable can run one epoch per ``step``. ``run_facts`` (the data and model
+    a run trains on) are saved with each checkpoint."""
     device, amp_dtype = resolve_runtime(config)
     channels_last = config.channels_last
     seed_everything(config.seed)
@@ -280,7 +281,7 @@ def train_epochs(model: nn.Module, data: DataBundle, config: TrainConfig, *,
             if checkpoint_path is not None:
                 metrics = EpochMetrics(**{**asdict(metrics), "checkpoint": str(checkpoint_path)})
                 save_checkpoint(checkpoint_path, model, optimizer, scheduler, scaler, config,
-                                history + [metrics], getattr(model, "arch", None))
+                                history + [metrics], getattr(model, "arch", None), run_facts)
             history.append(metrics)
             bar.end_epoch(metrics)
             yield metrics
@@ -342,11 +343,13 @@ class _Progress:
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler,
-                    scaler: torch.amp.GradScaler, config: TrainConfig, history: list[EpochMetrics], arch) -> None:
+                    scaler: torch.amp.GradScaler, config: TrainConfig, history: list[EpochMetrics], arch,
+                    run: dict | None = None) -> None:
     """Write the whole training state atomically (a kill mid-write leaves the previous checkpoint intact)."""
     path = Path(path)
     state = {
         "format": CHECKPOINT_FORMAT, "arch": None if arch is None else str(arch), "config": asdict(config),
+        "run": run or {},  # what the data and model were (``check_same_run``): a resume must not change them
         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict(), "history": [asdict(m) for m in history], "rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -361,6 +364,15 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise InvalidInput(f"{path} is not a ulsam-search training checkpoint (expected format {CHECKPOINT_FORMAT})")
     return state
+
+
+def check_same_run(state: dict, run_facts: dict) -> None:
+    """Refuse to resume a checkpoint on other data or another model input, naming each field that changed."""
+    saved = state.get("run") or {}
+    differ = [key for key in run_facts if key in saved and saved[key] != run_facts[key]]
+    if differ:
+        detail = ", ".join(f"{key}={saved[key]!r} (now {run_facts[key]!r})" for key in differ)
+        raise InvalidInput(f"cannot resume: the checkpoint was trained with {detail}; pass the same settings")
 
 
 def _load_tensors(path: str | os.PathLike, what: str):
@@ -384,7 +396,8 @@ def _restore(state: dict, config: TrainConfig, model: nn.Module, optimizer, sche
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    scaler.load_state_dict(state["scaler"])
+    if scaler.is_enabled() and state["scaler"]:  # an fp32/bf16 checkpoint resumed with fp16 starts a fresh scaler
+        scaler.load_state_dict(state["scaler"])
     torch.set_rng_state(state["rng"])
     if state["cuda_rng"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
