@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from layouts import write_imagefolder
+
 EXE = str(Path(sys.executable).parent / "ulsam-search")
 SEARCH = "backbone: mobilenet_v2\nwidth: 0.35\nspace: {blocks: [12, 15]}\n"
 
@@ -34,6 +36,20 @@ def _prepare(root: Path) -> None:
         "valid.yaml": SEARCH,
         "escape_name.yaml": SEARCH + "name: ../../outside\n",
         "negative_retries.yaml": SEARCH + "max_retries: -1\n",
+        "empty_name.yaml": "name:\n" + SEARCH,
+        "my config.yaml": SEARCH,
+        "superscript_g.yaml": SEARCH + "study: {kind: subspaces, archs: ['paper-mv2-c/\u00b2']}\n",
+        "refused_options.yaml": SEARCH + "sampler: {name: nsga2, options: {population_size: 1}}\n",
+        "unknown_option.yaml": SEARCH + "sampler: {name: tpe, options: {bogus: 1}}\n",
+        "inf_reduction.yaml": SEARCH + "scheduler: {name: mo-asha, reduction_factor: .inf}\n",
+        "nan_grace.yaml": SEARCH + "scheduler: {name: mo-asha, grace_period: .nan}\n",
+        "nan_lr.yaml": SEARCH + "training: {lr: .nan}\n",
+        "negative_warmup.yaml": SEARCH + "training: {warmup_epochs: -1}\n",
+        "inf_decay.yaml": SEARCH + "training: {weight_decay: .inf}\n",
+        "smoothing_one.yaml": SEARCH + "training: {label_smoothing: 1.0}\n",
+        "fp16_cpu.yaml": SEARCH + "training: {amp: fp16}\n",
+        "min_top1_100.yaml": SEARCH + "constraints: {min_top1: 100}\n",
+        "one_class.yaml": SEARCH + "dataset: {name: imagefolder, root: one_class}\n",
     }
     for name, text in configs.items():
         (root / name).write_text(text.replace("space: {blocks: [12, 15]}\nspace:", "space:"))
@@ -51,6 +67,7 @@ def _prepare(root: Path) -> None:
     (good / "trials.csv").write_text("number,arch,status,macs,params,top1,top5,epochs_done,epochs_budget,feasible\n"
                                      "0,mobilenet_v2@0.35,COMPLETE,1,1,50.0,60.0,3,3,True\n")
     (root / "a_file").write_text("not a folder\n")
+    write_imagefolder(root / "one_class", classes=("only",), per_class=2)
     (root / "cifar_empty").mkdir()
 
 
@@ -78,10 +95,35 @@ CASES = [
     (["ablate", "subspaces_no_archs.yaml"], "study: a subspaces study needs archs"),
     (["ablate", "study_bad_block.yaml"], "study.blocks: block 40 out of range for mobilenet_v2"),
     (["ablate", "empty_space.yaml"], "study: missing; an ablation names its study"),
+    (["run", "empty_name.yaml"], "name: is empty; give the run a name"),
+    (["run", "my config.yaml"], "name: the file name 'my config' is not a plain run name"),
+    (["run", "my config.yaml", "--name", "ok", "--set", "dataset={name: cifar10, root: nowhere}"],
+     "dataset: cifar10 not found"),  # --name stands in for the file name: the next problem is the data
+    (["ablate", "superscript_g.yaml"], "study.archs.0: malformed subspace count '/\u00b2'"),
+    (["run", "refused_options.yaml"], "sampler.options: nsga2 refuses {'population_size': 1}"),
+    (["run", "unknown_option.yaml"], "sampler.options: tpe refuses {'bogus': 1}"),
+    (["run", "inf_reduction.yaml"], "scheduler.reduction_factor: Input should be a finite number"),
+    (["run", "nan_grace.yaml"], "scheduler.grace_period: Input should be a finite number"),
+    (["run", "nan_lr.yaml"], "training.lr: Input should be a finite number"),
+    (["run", "negative_warmup.yaml"], "training.warmup_epochs: Input should be greater than or equal to 0"),
+    (["run", "inf_decay.yaml"], "training.weight_decay: Input should be a finite number"),
+    (["run", "smoothing_one.yaml"], "training.label_smoothing: Input should be less than 1"),
+    (["run", "fp16_cpu.yaml"], "training.amp fp16 needs a GPU per trial"),
+    (["run", "min_top1_100.yaml"], "constraints.min_top1: Input should be less than 100"),
+    (["run", "one_class.yaml"], "has 1 class; a classifier needs at least 2"),
+    # --set overrides and resources
+    (["run", "valid.yaml", "--set", "training.epoch=1"], "training.epoch: unknown key; valid keys here: epochs"),
+    (["run", "valid.yaml", "--set", "training.epochs=zero"], "training.epochs: Input should be a valid integer"),
+    (["run", "valid.yaml", "--set", "training"], "--set training: expected KEY=VALUE"),
+    (["run", "valid.yaml", "--set", "training.epochs=[1"], "--set training.epochs=[1: the value is not valid YAML"),
+    (["run", "valid.yaml", "--set", "resources.gpu=1"], "resources: each trial asks for 1 CPUs and 1 GPUs, but this"),
+    (["run", "valid.yaml", "--set", "resources.cpu=512"], "each trial asks for 512 CPUs and 0 GPUs"),
     # ARCH strings
     (["count", "mobilenet_v2:12=5"], "g=5 does not divide the 96 channels at block 12"),
     (["count", "mobilenet_v2:2=4"], "block 2 of mobilenet_v2 cannot be replaced"),
     (["count", "mobilenet_v3"], "unknown backbone 'mobilenet_v3'"),
+    (["count", "paper-mv2-c/\u00b2"], "malformed subspace count '/\u00b2'"),
+    (["count", "mobilenet_v2:\u0661\u0662=4"], "malformed placement"),
     (["count", "mobilenet_v2@0.3"], "width 0.3 is not available for mobilenet_v2"),
     (["train", "paper-mv2-z", "--quiet"], "unknown variant 'paper-mv2-z'"),
     # CLI arguments

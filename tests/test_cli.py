@@ -160,7 +160,7 @@ TINY_ARCH = "mobilenet_v1@0.25"
     ("space: {blocks: [12, 15], ops: [none]}\n", [], "space: nothing to search"),
     ("space: {blocks: [12, 15], groups: [1, 7]}\n", [], "space.groups: g=7 divides the channels of no candidate"),
     ("space: {blocks: [12]}\nconstraints: {max_macs: 1000}\n", [],
-     "constraints.max_macs: 1,000 is below the cheapest architecture in the space (mobilenet_v2:12=16:"),
+     "constraints.max_macs: 1,000 is below the cheapest architecture in the space (mobilenet_v2:12=1:"),
     ("dataset: {name: cifar10, root: /nonexistent}\n", [], "dataset: cifar10 not found: expected /nonexistent/"),
     ("space: {blocks: [12]}\n", ["--address", "127.0.0.1:1"], "ray.address 127.0.0.1:1 is unreachable"),
     ("space: {blocks: [12]}\n", ["--n-trials", "0"], "argument --n-trials: expected a positive integer, got '0'"),

@@ -21,7 +21,7 @@ def test_choices_follow_the_block_table():
     assert choices[16] == ("none", "+1", "+2", "+4", "+8", "=1", "=2", "=4", "=8")
     assert space.size == 5 * 11 * 9 and space.blocks == (1, 12, 16)
     assert str(space.architecture({12: "=4", 16: "+2"})) == "mobilenet_v2@0.35:12=4,16+2"
-    assert str(space.cheapest()) == "mobilenet_v2@0.35:12=16,16=8"
+    assert str(space.cheapest()) == "mobilenet_v2@0.35:12=1,16=1"
     assert space.grid() == {param_name(b): list(c) for b, c in space.choices}
 
 
@@ -50,3 +50,17 @@ def test_define_by_run_and_per_block_overrides():
 def test_space_errors_name_the_field(kw, message):
     with pytest.raises(InvalidInput, match=message.replace("(", r"\(").replace(")", r"\)")):
         _space(**kw)
+
+
+@pytest.mark.parametrize("convention", ["paper", "full"])
+def test_cheapest_is_the_fewest_macs_and_params_of_every_architecture_under_each_convention(convention):
+    import itertools
+
+    from ulsam_search.cost import count_cost
+
+    space = _space(backbone="mobilenet_v2", width=0.35, space={"blocks": [12, 16], "groups": [1, 4, 8]})
+    costs = [count_cost(space.architecture(dict(zip(space.blocks, chosen))), 32, 10, convention, True)
+             for chosen in itertools.product(*(options for _, options in space.choices))]
+    assert len(costs) == space.size
+    cheapest = count_cost(space.cheapest(), 32, 10, convention, True)
+    assert cheapest.macs == min(c.macs for c in costs) and cheapest.params == min(c.params for c in costs)

@@ -24,7 +24,7 @@ from .ulsam import convert_official_state_dict
 INSERT, REPLACE = "insert", "replace"
 _OP_SYMBOL = {INSERT: "+", REPLACE: "="}
 _ARCH = re.compile(r"^(?P<backbone>[A-Za-z0-9_]+)(?:@(?P<width>[^:]*))?(?::(?P<placements>.*))?$")
-_PLACEMENT = re.compile(r"^(?P<block>\d+)(?P<op>[+=])(?P<groups>\d+)$")
+_PLACEMENT = re.compile(r"^(?P<block>[0-9]+)(?P<op>[+=])(?P<groups>[0-9]+)$")  # ASCII digits only
 _PLACEMENT_HELP = "expected <block>+<g> (insert ULSAM after the block) or <block>=<g> (replace the block by ULSAM)"
 
 

@@ -50,12 +50,12 @@ class TrainingConfig(_Strict):
 
     epochs: PositiveInt = 3
     batch_size: PositiveInt = 64
-    lr: PositiveFloat = 0.05
+    lr: PositiveFloat = Field(default=0.05, allow_inf_nan=False)
     optimizer: Literal[OPTIMIZERS] = "sgd"
-    weight_decay: float = Field(default=4e-5, ge=0)
-    warmup_epochs: float = Field(default=1.0, ge=0)
-    label_smoothing: float = Field(default=0.1, ge=0, lt=1)
-    grad_clip: PositiveFloat | None = None
+    weight_decay: float = Field(default=4e-5, ge=0, allow_inf_nan=False)
+    warmup_epochs: float = Field(default=1.0, ge=0, allow_inf_nan=False)
+    label_smoothing: float = Field(default=0.1, ge=0, lt=1, allow_inf_nan=False)
+    grad_clip: PositiveFloat | None = Field(default=None, allow_inf_nan=False)
     amp: Literal[AMP_MODES] = "auto"
     channels_last: bool = True
     seed: int = 0
@@ -130,8 +130,8 @@ class StudyConfig(_Strict):
 class ConstraintsConfig(_Strict):
     max_macs: PositiveInt | None = None
     max_params: PositiveInt | None = None
-    max_latency_ms: PositiveFloat | None = None  # ms per image, as ``latency`` measures it
-    min_top1: float | None = Field(default=None, ge=0, le=100)
+    max_latency_ms: PositiveFloat | None = Field(default=None, allow_inf_nan=False)  # ms per image
+    min_top1: float | None = Field(default=None, ge=0, lt=100, allow_inf_nan=False)  # 100 leaves no room
 
 
 class LatencyConfig(_Strict):
@@ -152,14 +152,14 @@ class SamplerConfig(_Strict):
 
 
 class ResourcesConfig(_Strict):
-    cpu: PositiveFloat = 1.0
-    gpu: float = Field(default=0.0, ge=0)
+    cpu: PositiveFloat = Field(default=1.0, allow_inf_nan=False)
+    gpu: float = Field(default=0.0, ge=0, allow_inf_nan=False)
 
 
 class SchedulerConfig(_Strict):
     name: Literal[SCHEDULERS] = "fifo"
     grace_period: PositiveInt = 1
-    reduction_factor: float = Field(default=2.0, gt=1)
+    reduction_factor: float = Field(default=2.0, gt=1, allow_inf_nan=False)
 
 
 BACKENDS = ("train", "table")
@@ -230,6 +230,9 @@ class SearchConfig(_Strict):
     def _accuracy_needs_training(self):
         if self.scheduler.name == "mo-asha" and "top1" not in self.objectives:
             raise ValueError("scheduler mo-asha compares accuracy at each rung: add top1 to objectives")
+        if self.training.amp == "fp16" and self.resources.gpu == 0:
+            raise ValueError("training.amp fp16 needs a GPU per trial (its gradient scaler is CUDA-only here), but "
+                             "resources.gpu is 0; valid without a GPU: auto, off, bf16")
         return self
 
     @property

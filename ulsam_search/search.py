@@ -288,8 +288,8 @@ def make_sampler(config: SearchConfig, space: SearchSpace, trials_so_far: int = 
     }
     try:
         return factories[config.sampler.name]()
-    except TypeError as error:
-        raise InvalidInput(f"sampler.options: {error}") from None
+    except (TypeError, ValueError) as error:
+        raise InvalidInput(f"sampler.options: {config.sampler.name} refuses {options}: {error}") from None
 
 
 def _baseline_params(config: SearchConfig, space: SearchSpace) -> dict | None:
@@ -651,6 +651,10 @@ def prepare_run(config: SearchConfig, runs_dir: str | os.PathLike = "runs") -> t
                             download=data.download)
     except InvalidInput as error:
         raise InvalidInput(f"dataset: {error}") from None
+    if info.num_classes < 2:
+        raise InvalidInput(f"dataset: {data.name} at {info.root} has {info.num_classes} class; a classifier needs at "
+                           f"least 2 (and chance level, the accuracy floor, would be 100%)")
+    make_sampler(config, space)  # options the sampler refuses are bad input, before a run directory exists
     if config.training.pretrained and not Path(config.training.pretrained).is_file():
         raise InvalidInput(f"training.pretrained: {config.training.pretrained} does not exist")
     small_input = info.small_input if config.small_input is None else config.small_input
@@ -709,7 +713,8 @@ def run_search(config: SearchConfig, runs_dir: str | os.PathLike = "runs", *, pr
         if address:
             _check_resources(config, _cluster_nodes, f"the cluster at {address}", config.ray.wait_for_nodes_s)
         paths.checkpoints.mkdir(parents=True, exist_ok=True)
-        paths.config.write_text(config.to_yaml())
+        with atomic_path(paths.config) as temporary:
+            temporary.write_text(config.to_yaml())
         baseline = count_cost(Architecture(config.backbone, config.width), job.input_size, job.num_classes,
                               config.cost_convention, job.small_input)
         RunFacts(job.input_size, job.num_classes, job.small_input, baseline.arch, baseline.macs,

@@ -84,11 +84,12 @@ class SearchSpace:
         """The architecture with the fewest MACs and params: replace wherever allowed, else no ULSAM.
 
         A placement's cost does not depend on the others (each changes one block), so choosing per block is exact.
-        Among g, the largest is cheapest under the ``full`` convention and all are equal under ``paper``.
+        Among g, the smallest is cheapest under the ``full`` convention (ULSAM's BatchNorms, softmax and
+        parameters grow with g) and all are equal under ``paper``: the smallest g is cheapest under both.
         """
         def rank(choice: str) -> tuple[int, int]:
             kind = {"=": 0, "n": 1, "+": 2}[choice[0]]
-            return kind, -int(choice[1:]) if choice != NONE else 0
+            return kind, int(choice[1:]) if choice != NONE else 0
 
         return self.architecture({block: min(options, key=rank) for block, options in self.choices})
 

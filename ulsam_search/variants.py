@@ -61,6 +61,6 @@ def resolve_arch(text: str) -> Architecture:
         raise InvalidInput(f"unknown variant '{name}'; valid variants: {', '.join(VARIANTS)}")
     if not groups:
         return VARIANTS[name].arch()
-    if not groups.isdigit():
+    if not (groups.isascii() and groups.isdigit()):  # int() refuses "²", which isdigit() accepts
         raise InvalidInput(f"malformed subspace count '/{groups}' in '{text}': expected /<g> with g a positive integer")
     return VARIANTS[name].arch(int(groups))
