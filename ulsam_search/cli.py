@@ -353,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--small-input", action=argparse.BooleanOptionalAction, default=None,
                        help="early strides for small images (default: on when the input side <= 64)")
     train.add_argument("--workers", type=_non_negative_int, help="DataLoader workers for imagefolder/fake (default min(8, CPUs))")
-    train.add_argument("--train-limit", type=_positive_int, help="train on the first N images only (a proxy task)")
+    train.add_argument("--train-limit", type=_positive_int, help="train on N images, a fixed class-stratified subset (a proxy task)")
     train.add_argument("--pretrained", help="state_dict or checkpoint to load into matching layers")
     train.add_argument("--resume", help="checkpoint (or --out folder) to continue; pass the same settings")
     train.add_argument("--out", help="folder for checkpoint.pt (every epoch) and result.json")
