@@ -25,7 +25,7 @@ def _write(tmp_path, text, name="cfg.yaml"):
     ("resources: {gpu: -0.5}", "resources.gpu: Input should be greater than or equal to 0"),
     ("scheduler: {name: mo-asha, reduction_factor: 1}", "scheduler.reduction_factor: Input should be greater than 1"),
     ("objectives: [macs, params]\nscheduler: {name: mo-asha}", "mo-asha compares accuracy at each rung: add top1"),
-    ("constraints: {min_top1: 120}", "constraints.min_top1: Input should be less than or equal to 100"),
+    ("constraints: {min_top1: 120}", "constraints.min_top1: Input should be less than 100"),
     ("constraints: {max_latency_ms: 0}", "constraints.max_latency_ms: Input should be greater than 0"),
     ("latency: {device: tpu}", "latency.device: Input should be 'trial', 'cpu' or 'cuda'"),
     ("latency: {batch_size: 0}", "latency.batch_size: Input should be greater than 0"),
