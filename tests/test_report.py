@@ -153,6 +153,30 @@ def test_a_new_report_replaces_the_old_one_whole(tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+def test_a_writer_killed_while_replacing_a_report_leaves_the_old_or_the_new_one(tmp_path, monkeypatch):
+    """The kill is simulated at every rename the replacement makes after the first: the old report or the new one
+    must be in place, whole (two renames, out -> old then staging -> out, leave neither in between)."""
+    import os
+
+    run = make_run(tmp_path)
+    out = write_report(run, tmp_path / "report")
+    real_replace, calls = os.replace, []
+
+    def killed_after_the_first_rename(source, target):
+        calls.append(target)
+        if len(calls) > 1:
+            raise KeyboardInterrupt  # the writer dies here
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", killed_after_the_first_rename)
+    try:
+        write_report(run, out)
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.undo()
+    assert out.is_dir() and (out / "index.html").read_text().rstrip().endswith("</html>")
+
+
 def _cli(*args, cwd=None):
     exe = str(Path(sys.executable).parent / "ulsam-search")
     return subprocess.run([exe, *args], capture_output=True, text=True, cwd=cwd)

@@ -8,6 +8,7 @@ one and the leftovers of a killed writer are recognised and removed by the next 
 
 from __future__ import annotations
 
+import ctypes
 import glob
 import os
 import re
@@ -57,6 +58,18 @@ def fsync_path(path: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+
+
+def exchange(first: Path, second: Path) -> bool:
+    """Swap two existing paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``): a folder can be replaced
+    with no instant at which neither is there. False where the system cannot (then nothing happened)."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    return renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE) == 0
 
 
 @contextmanager

@@ -29,7 +29,7 @@ import pandas as pd
 
 from .config import SearchConfig, load_search_config
 from .errors import InvalidInput
-from ._io import atomic_path, fsync_path, remove_leftovers, temporary_name
+from ._io import atomic_path, exchange, fsync_path, remove_leftovers, temporary_name
 from .results import (COMPLETE, FAILED, INFEASIBLE, OBJECTIVE_COLUMNS, PRUNED, STATUSES, TEXT_COLUMNS, eligible,
                       pareto_mask, pareto_set)
 from .space import PARAM_PREFIX
@@ -420,12 +420,15 @@ def _write_ablation(data: ReportData, folder: Path) -> str:
 
 
 def _swap_in(staging: Path, out: Path) -> None:
-    """Replace ``out`` by ``staging`` (flushed to disk first) with two renames: readers see the old report or the
-    new one. A writer killed between the renames leaves no ``out`` (never a partial one) until the next report."""
+    """Replace ``out`` by ``staging`` (flushed to disk first) in one atomic exchange, so readers and a writer killed
+    at any instant leave the old report or the new one. Where the system cannot exchange, two renames: a writer
+    killed between them leaves no ``out`` (never a partial one) until the next report."""
     for path in staging.iterdir():
         fsync_path(path)
     fsync_path(staging)
-    if out.exists():
+    if out.exists() and exchange(staging, out):
+        shutil.rmtree(staging, ignore_errors=True)  # now the old report
+    elif out.exists():
         old = temporary_name(out, "old")
         os.replace(out, old)
         os.replace(staging, out)
