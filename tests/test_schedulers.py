@@ -38,3 +38,46 @@ def test_mo_asha_never_stops_the_baseline_but_ranks_against_it():
     assert scheduler.decide("base", {"epoch": 1, "top1": 40.0, "macs": 20, "baseline": True}) == CONTINUE
     assert "base" in scheduler.recorded[1] and scheduler.stopped == set()
     assert scheduler.decide("b", {"epoch": 1, "top1": 30.0, "macs": 30}) == STOP  # behind a and the baseline
+
+
+def _history(*top1):
+    return [{"epoch": e, "top1": t} for e, t in enumerate(top1, start=1)]
+
+
+def test_a_relaunched_trial_is_recorded_at_the_rungs_it_passed_with_what_it_had_there():
+    scheduler = MultiObjectiveASHA([("top1", "max"), ("macs", "min")], max_t=4, grace_period=1, reduction_factor=2)
+    assert scheduler.decide("a", {"epoch": 1, "top1": 50.0, "macs": 10}) == CONTINUE
+    assert scheduler.decide("a", {"epoch": 2, "top1": 60.0, "macs": 10}) == CONTINUE
+    # b was at 55 % after epoch 1 (before the kill); relaunched from epoch 2, its first result is epoch 3 at 90 %.
+    # Recorded at rungs 1 and 2 with its epoch-1 and epoch-2 accuracy, not 90; not judged there again (it passed).
+    relaunched = {"epoch": 3, "top1": 90.0, "macs": 20, "resumed_from_epoch": 2, "history": _history(55.0, 40.0, 90.0)}
+    assert scheduler.decide("b", relaunched) == CONTINUE
+    assert scheduler.recorded[1]["b"] == [55.0, 20.0] and scheduler.recorded[2]["b"] == [40.0, 20.0]
+    # c reaches rung 2 dominated by a (60 % at 10 MACs) and by b (40 % at 20): third of 3, 2 kept.
+    assert scheduler.decide("c", {"epoch": 2, "top1": 39.0, "macs": 30, "history": _history(70.0, 39.0)}) == STOP
+
+
+def test_a_rebuilt_scheduler_decides_as_the_uninterrupted_one():
+    results = {"a": (50.0, 60.0, 10), "b": (40.0, 45.0, 20), "c": (45.0, 30.0, 5), "d": (42.0, 70.0, 8),
+               "e": (30.0, 20.0, 50), "f": (48.0, 50.0, 9)}
+
+    def run(scheduler, names):
+        decisions = {}
+        for name in names:
+            top1_1, top1_2, macs = results[name]
+            decisions[name] = [scheduler.decide(name, {"epoch": e, "top1": t, "macs": macs,
+                                                       "history": _history(top1_1, top1_2)[:e]})
+                               for e, t in ((1, top1_1), (2, top1_2))]
+            if STOP in decisions[name]:
+                decisions[name] = decisions[name][:decisions[name].index(STOP) + 1]
+        return decisions
+
+    straight = run(MultiObjectiveASHA([("top1", "max"), ("macs", "min")], max_t=4), list(results))
+    # A resumed run: the first three ended before the kill; a new scheduler gets them from their histories.
+    rebuilt = MultiObjectiveASHA([("top1", "max"), ("macs", "min")], max_t=4)
+    for name in "abc":
+        epochs = len(straight[name])
+        rebuilt.restore(f"journal-{name}", {"epoch": epochs, "macs": results[name][2],
+                                            "history": _history(*results[name][:2])[:epochs]})
+    assert run(rebuilt, "def") == {name: straight[name] for name in "def"}
+    assert any(STOP in straight[name] for name in "def")  # the comparison is not trivially all-CONTINUE

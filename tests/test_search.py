@@ -105,6 +105,41 @@ def test_mo_asha_prunes_and_pruned_trials_never_reach_the_front(local_ray, tmp_p
     assert all(states[n] == optuna.trial.TrialState.PRUNED for n in pruned["number"])
 
 
+def test_mo_asha_after_a_driver_kill_prunes_as_an_uninterrupted_run(tmp_path):
+    """One trial at a time, the grid sampler (its order does not depend on results or on resuming): a run killed
+    mid-trial and resumed must prune the same trials at the same epochs as a run never interrupted."""
+    config = tiny(training={"epochs": 3}, n_trials=7, max_concurrent=1, sampler={"name": "grid", "seed": 3},
+                  scheduler={"name": "mo-asha", "grace_period": 1, "reduction_factor": 2})
+    exe = str(Path(sys.executable).parent / "ulsam-search")
+    outcomes = {}
+    for kind in ("straight", "killed"):
+        (tmp_path / kind).mkdir()
+        (tmp_path / kind / "tiny.yaml").write_text(config.to_yaml())
+        command = [exe, "run", "tiny.yaml", "--quiet"]
+        if kind == "straight":
+            assert subprocess.run(command, cwd=tmp_path / kind, capture_output=True).returncode == 0
+        else:
+            driver = subprocess.Popen(command, cwd=tmp_path / kind, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            run_dir = tmp_path / kind / "runs" / "tiny"
+            deadline = time.time() + 240
+            while time.time() < deadline:  # after three trials, once the fourth has a checkpoint: mid-trial
+                done = len(pd.read_csv(run_dir / "trials.csv")) if (run_dir / "trials.csv").exists() else 0
+                if done >= 3 and (run_dir / "checkpoints" / f"trial_{done:05d}.pt").exists():
+                    break
+                assert driver.poll() is None, driver.stderr.read().decode()
+                time.sleep(0.05)
+            driver.send_signal(signal.SIGKILL)
+            driver.wait()
+            assert 3 <= len(pd.read_csv(run_dir / "trials.csv")) < 7
+            resumed = subprocess.run([exe, "resume", "runs/tiny", "--quiet"], cwd=tmp_path / kind,
+                                     capture_output=True, text=True)
+            assert resumed.returncode == 0, resumed.stderr
+        table = pd.read_csv(tmp_path / kind / "runs" / "tiny" / "trials.csv")
+        outcomes[kind] = table[["number", "arch", "status", "epochs_done"]]
+    assert outcomes["killed"].equals(outcomes["straight"]), (outcomes["killed"], outcomes["straight"])
+    assert (outcomes["straight"]["status"] == "PRUNED").sum() >= 2  # pruning happened before and after the kill
+
+
 def test_two_node_cluster_runs_trials_on_both_nodes(tmp_path):
     from ray.cluster_utils import Cluster
 

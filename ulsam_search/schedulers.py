@@ -80,18 +80,29 @@ class MultiObjectiveASHA(FIFOScheduler):
         return self.decide(trial.trial_id, result)
 
     def decide(self, trial_id: str, result: dict) -> str:
-        """CONTINUE or STOP for a result of ``trial_id`` (public so the rule can be tested without a cluster)."""
+        """CONTINUE or STOP for a result of ``trial_id`` (public so the rule can be tested without a cluster).
+
+        A trial's value at a rung is its epoch at that rung (``history``), so a trial relaunched from a checkpoint
+        is recorded at the rungs it passed before, with what it had there; it is not judged again at those rungs
+        (``resumed_from_epoch``): it was promoted through them when it reached them.
+        """
         if result.get("error") or self.time_attr not in result:
             return TrialScheduler.CONTINUE
-        progress = result[self.time_attr]
+        epochs = {entry["epoch"]: entry for entry in result.get("history") or []}
         for rung in self.rungs:
-            if progress < rung or trial_id in self.recorded[rung]:
+            if result[self.time_attr] < rung or trial_id in self.recorded[rung]:
                 continue
-            self.recorded[rung][trial_id] = [float(result[key]) for key, _ in self.objectives]
-            if not self._promotable(rung, trial_id) and not result.get("baseline"):
+            at_rung = {**result, **epochs.get(rung, {})}
+            self.recorded[rung][trial_id] = [float(at_rung[key]) for key, _ in self.objectives]
+            judged = rung > result.get("resumed_from_epoch", 0) and not result.get("baseline")
+            if judged and not self._promotable(rung, trial_id):
                 self.stopped.add(trial_id)
                 return TrialScheduler.STOP
         return TrialScheduler.CONTINUE
+
+    def restore(self, trial_id: str, result: dict) -> None:
+        """Record a trial that ended before this scheduler existed (a resumed run) at every rung it reached."""
+        self.decide(trial_id, {**result, "resumed_from_epoch": math.inf})
 
     def _promotable(self, rung: int, trial_id: str) -> bool:
         ids = list(self.recorded[rung])

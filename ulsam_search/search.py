@@ -727,6 +727,8 @@ def run_search(config: SearchConfig, runs_dir: str | os.PathLike = "runs", *, pr
         attempt = 1 + sum(1 for _ in paths.ray.glob("attempt-*")) if paths.ray.exists() else 1
         with _Progress(progress, config) as view:
             searcher = _make_searcher(config, space, paths, cost_of, scheduler, view)
+            if scheduler is not None:
+                _restore_rungs(scheduler, searcher.study)
             resources = {"cpu": config.resources.cpu, "gpu": config.resources.gpu}
             tuner = tune.Tuner(
                 tune.with_resources(tune.with_parameters(_trial_trainable(), job=job), resources),
@@ -750,6 +752,17 @@ def _make_scheduler(config: SearchConfig):
     objectives = [(OBJECTIVE_COLUMNS[o][0], OBJECTIVE_COLUMNS[o][1]) for o in config.objectives]
     return MultiObjectiveASHA(objectives, config.training.epochs, grace_period=config.scheduler.grace_period,
                               reduction_factor=config.scheduler.reduction_factor)
+
+
+def _restore_rungs(scheduler, study) -> None:
+    """Give a resumed run's scheduler the rungs of the trials that ended before: it promotes as if never stopped.
+
+    Duplicates are left out: they were answered from their twin and never reached a rung themselves.
+    """
+    for trial in study.get_trials(deepcopy=False):
+        attrs = trial.user_attrs
+        if trial.state.is_finished() and attrs.get("history") and "duplicate_of" not in attrs:
+            scheduler.restore(f"journal-{trial.number}", {**attrs, "epoch": attrs.get("epochs_done", 0)})
 
 
 def _check_same_run(paths: RunPaths, config: SearchConfig) -> None:
