@@ -116,7 +116,7 @@ CASES = [
     (["run", "valid.yaml", "--set", "training.epochs=zero"], "training.epochs: Input should be a valid integer"),
     (["run", "valid.yaml", "--set", "training"], "--set training: expected KEY=VALUE"),
     (["run", "valid.yaml", "--set", "training.epochs=[1"], "--set training.epochs=[1: the value is not valid YAML"),
-    (["run", "valid.yaml", "--set", "resources.gpu=1"], "resources: each trial asks for 1 CPUs and 1 GPUs, but this"),
+    (["run", "valid.yaml", "--set", "resources.gpu=64"], "resources: each trial asks for 1 CPUs and 64 GPUs, but this"),
     (["run", "valid.yaml", "--set", "resources.cpu=512"], "each trial asks for 512 CPUs and 0 GPUs"),
     # ARCH strings
     (["count", "mobilenet_v2:12=5"], "g=5 does not divide the 96 channels at block 12"),

@@ -107,6 +107,16 @@ def test_a_trial_on_a_node_without_the_data_names_the_node_and_the_path(tmp_path
                                    f"same path")
 
 
+def test_a_node_whose_data_root_lacks_the_data_set_says_so_and_names_the_node(tmp_path):
+    (tmp_path / "data").mkdir()  # the root is there, CIFAR-10 is not
+    config = tiny(dataset={"name": "cifar10", "root": str(tmp_path / "data"), "train_limit": None})
+    job = TrialJob(config, str(tmp_path / "checkpoints"), True, 32, 10)
+    [result] = trial_results({"arch": BASELINE, "number": 0, "macs": 1, "params": 1}, job, node="a1b2c3d4e5f6")
+    assert result["error"].startswith(f"FileNotFoundError: cifar10 not found: expected {tmp_path / 'data'}/cifar-10")
+    assert result["error"].endswith(f"(on node a1b2c3d4e5f6 ({os.uname().nodename}); every node of the cluster "
+                                    f"needs it at the same path)")
+
+
 def test_a_cluster_no_node_of_which_fits_a_trial_is_refused_before_anything_is_written(tmp_path):
     from ray.cluster_utils import Cluster
 

@@ -22,6 +22,11 @@ from typing import Iterator
 _OWNER = re.compile(r"\.(\d+)@([^/]+)\.tmp$")
 
 
+def absolute(path: str | os.PathLike) -> Path:
+    """``path`` against the working folder, ``~`` expanded: what every stage and every Ray trial is given."""
+    return Path(path).expanduser().resolve()
+
+
 def temporary_name(path: Path, kind: str = "") -> Path:
     """A hidden name beside ``path`` owned by this process: ``.<name>.[<kind>.]<pid>@<host>.tmp``."""
     return path.with_name(f".{path.name}.{kind + '.' if kind else ''}{os.getpid()}@{socket.gethostname()}.tmp")

@@ -18,13 +18,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from ._io import atomic_path
+from ._io import absolute, atomic_path
 from .arch import build_model
 from .cost import CONVENTIONS, count_cost
 from .data import DATASETS, DATASETS_ON_DISK, data_root, dataset_info, load_data
 from .errors import InvalidInput, NothingTrained
-from .train import AMP_MODES, DEVICES, OPTIMIZERS, TrainConfig, check_same_run, fit, load_checkpoint, \
-    load_pretrained, resolve_runtime, seed_everything
+from .train import AMP_MODES, DEVICES, OPTIMIZERS, TrainConfig, fit, load_checkpoint, load_pretrained, \
+    resolve_runtime, run_facts, seed_everything
 from .variants import DEFAULT_GROUPS, VARIANTS, resolve_arch
 
 BENCHMARKS_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
@@ -144,19 +144,13 @@ def _check_out_dir(out: Path, resuming: bool) -> None:
         raise InvalidInput(f"--out {out} is not writable ({error})") from None
 
 
-def _resume_state(resume: Path | None, arch, run_facts: dict) -> dict | None:
+def _resume_state(resume: Path | None, arch) -> dict | None:
     if resume is None:
         return None
     state = load_checkpoint(resume / "checkpoint.pt" if resume.is_dir() else resume)
     if state["arch"] != str(arch):
         raise InvalidInput(f"cannot resume: the checkpoint trained {state['arch']}, not {arch}")
-    check_same_run(state, run_facts)
     return state
-
-
-def _absolute(path: str | None) -> Path | None:
-    """A path option resolved against the working folder (``~`` expanded), as every stage sees it."""
-    return Path(path).expanduser().resolve() if path else None
 
 
 def _cmd_train(args) -> None:
@@ -166,7 +160,7 @@ def _cmd_train(args) -> None:
                          grad_clip=args.grad_clip, amp=args.amp, channels_last=args.channels_last,
                          compile=args.compile, seed=args.seed, device=args.device)
     device, _ = resolve_runtime(config)
-    out, resume_path, pretrained_path = _absolute(args.out), _absolute(args.resume), _absolute(args.pretrained)
+    out, resume_path, pretrained_path = (absolute(p) if p else None for p in (args.out, args.resume, args.pretrained))
     if out is None and resume_path is not None and resume_path.is_dir():
         out = resume_path  # a resumed run keeps checkpointing where it was
     if out is not None:
@@ -175,9 +169,8 @@ def _cmd_train(args) -> None:
     info = dataset_info(args.dataset, root, input_size=args.input_size, num_classes=args.num_classes,
                         download=args.download)
     small_input = info.small_input if args.small_input is None else args.small_input
-    run_facts = {"dataset": args.dataset, "data_root": root, "train_limit": args.train_limit,
-                 "batch_size": args.batch_size, "input_size": info.input_size, "small_input": small_input}
-    resume = _resume_state(resume_path, arch, run_facts)
+    facts = run_facts(args.dataset, root, args.train_limit, args.batch_size, info.input_size, small_input)
+    resume = _resume_state(resume_path, arch)
     data = load_data(args.dataset, root, batch_size=args.batch_size, input_size=args.input_size,
                      workers=args.workers, device=device, seed=args.seed, num_classes=args.num_classes,
                      train_limit=args.train_limit)
@@ -192,7 +185,7 @@ def _cmd_train(args) -> None:
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     result = fit(model, data, config, checkpoint_path=out / "checkpoint.pt" if out else None, resume=resume,
-                 progress=not args.quiet, run_facts=run_facts)
+                 progress=not args.quiet, run_facts=facts)
     cost = count_cost(arch, data.input_size, data.num_classes, "paper", small_input)
     final = result.final
     record = {"arch": str(arch), "dataset": data.name, "synthetic": data.synthetic, "epochs": final.epoch,
@@ -247,18 +240,22 @@ def _finish_run(table, config, root: Path, reports_dir: str) -> None:
     if len(table):
         _console().print(f"report: {write_report(root, Path(reports_dir) / config.name) / 'index.html'}")
     failures = _failure_line(table)
+    if len(table) < config.n_trials:  # interrupted: the resume hint is the last word
+        return
     if not counts.get("COMPLETE"):
-        raise NothingTrained(failures or f"no trial completed ({summary})")
+        raise NothingTrained(failures if len(table) == (table["status"] == "FAILED").sum() else
+                             f"no trial completed ({summary})" + (f"; {failures}" if failures else ""))
     if failures:
         print(f"warning: {failures}", file=sys.stderr)
 
 
 def _failure_line(table) -> str:
-    """'all 12 trials failed; 12 x InvalidInput: ...' or '2 of 12 trials failed; ...' ('' when none failed)."""
+    """'all 12 trials failed; 12 x InvalidInput: ...' or '2 of 12 trials failed; ...' ('' when none failed),
+    errors counted by their first line."""
     failed = table[table["status"] == "FAILED"]
     if failed.empty:
         return ""
-    errors = failed["error"].fillna("no error recorded").astype(str).value_counts()
+    errors = failed["error"].fillna("no error recorded").astype(str).str.split("\n").str[0].value_counts()
     share = f"all {len(table)}" if len(failed) == len(table) else f"{len(failed)} of {len(table)}"
     return f"{share} trials failed; {errors.iloc[0]} x {errors.index[0]}" + (
         f" (and {len(errors) - 1} other error{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else "")

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, V
     model_validator
 
 from .data import DATASETS, DATASETS_ON_DISK, data_root
+from ._io import absolute
 from .errors import InvalidInput
 from .train import AMP_MODES, OPTIMIZERS, TrainConfig
 
@@ -32,7 +33,7 @@ _NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}"  # a run name: a plain folder name
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # no inf/nan in any number
 
 
 class DatasetConfig(_Strict):
@@ -50,12 +51,12 @@ class TrainingConfig(_Strict):
 
     epochs: PositiveInt = 3
     batch_size: PositiveInt = 64
-    lr: PositiveFloat = Field(default=0.05, allow_inf_nan=False)
+    lr: PositiveFloat = 0.05
     optimizer: Literal[OPTIMIZERS] = "sgd"
-    weight_decay: float = Field(default=4e-5, ge=0, allow_inf_nan=False)
-    warmup_epochs: float = Field(default=1.0, ge=0, allow_inf_nan=False)
-    label_smoothing: float = Field(default=0.1, ge=0, lt=1, allow_inf_nan=False)
-    grad_clip: PositiveFloat | None = Field(default=None, allow_inf_nan=False)
+    weight_decay: float = Field(default=4e-5, ge=0)
+    warmup_epochs: float = Field(default=1.0, ge=0)
+    label_smoothing: float = Field(default=0.1, ge=0, lt=1)
+    grad_clip: PositiveFloat | None = None
     amp: Literal[AMP_MODES] = "auto"
     channels_last: bool = True
     seed: int = 0
@@ -130,8 +131,8 @@ class StudyConfig(_Strict):
 class ConstraintsConfig(_Strict):
     max_macs: PositiveInt | None = None
     max_params: PositiveInt | None = None
-    max_latency_ms: PositiveFloat | None = Field(default=None, allow_inf_nan=False)  # ms per image
-    min_top1: float | None = Field(default=None, ge=0, lt=100, allow_inf_nan=False)  # 100 leaves no room
+    max_latency_ms: PositiveFloat | None = None  # ms per image, as ``latency`` measures it
+    min_top1: float | None = Field(default=None, ge=0, lt=100)  # 100 would leave no accuracy to reach
 
 
 class LatencyConfig(_Strict):
@@ -152,14 +153,14 @@ class SamplerConfig(_Strict):
 
 
 class ResourcesConfig(_Strict):
-    cpu: PositiveFloat = Field(default=1.0, allow_inf_nan=False)
-    gpu: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    cpu: PositiveFloat = 1.0
+    gpu: float = Field(default=0.0, ge=0)
 
 
 class SchedulerConfig(_Strict):
     name: Literal[SCHEDULERS] = "fifo"
     grace_period: PositiveInt = 1
-    reduction_factor: float = Field(default=2.0, gt=1, allow_inf_nan=False)
+    reduction_factor: float = Field(default=2.0, gt=1)
 
 
 BACKENDS = ("train", "table")
@@ -183,7 +184,7 @@ class BackendConfig(_Strict):
 class RayConfig(_Strict):
     address: str | None = None
     dashboard: bool = False  # a local instance's dashboard, bound to 127.0.0.1 (needs ray[default])
-    wait_for_nodes_s: float = Field(default=0.0, ge=0, allow_inf_nan=False)  # an autoscaling cluster's grace period
+    wait_for_nodes_s: float = Field(default=0.0, ge=0)  # an autoscaling cluster's grace period
 
 
 class SearchConfig(_Strict):
@@ -265,7 +266,7 @@ class SearchConfig(_Strict):
             data["dataset"]["root"] = str(data_root(self.dataset.root))
         for section, key in (("training", "pretrained"), ("backend", "table")):
             if data[section][key]:
-                data[section][key] = str(Path(data[section][key]).expanduser().resolve())
+                data[section][key] = str(absolute(data[section][key]))
         return _validate(data, "paths")
 
     def to_yaml(self) -> str:
@@ -307,7 +308,7 @@ def apply_settings(data: dict, settings: list[str] | tuple[str, ...]) -> dict:
                                f"({getattr(error, 'problem', error)})") from None
         node = data
         for depth, part in enumerate(parts):
-            name = int(part) if part.isdigit() else part  # per_block keys are block numbers
+            name = int(part) if part.isascii() and part.isdigit() else part  # per_block keys are block numbers
             if depth == len(parts) - 1:
                 node[name] = value
                 break
@@ -322,9 +323,9 @@ def apply_settings(data: dict, settings: list[str] | tuple[str, ...]) -> dict:
 
 def load_search_config(path: str | os.PathLike, settings: list[str] | tuple[str, ...] = (),
                        name: str | None = None) -> SearchConfig:
-    """Read and validate a search config with ``--set`` overrides applied before validation, every path made
-    absolute against the working folder. The run name is ``name`` (``--name``), else the config's, else the
-    file's stem."""
+    """Read and validate a search config with ``--set`` overrides applied before validation. The run name is
+    ``name`` (``--name``), else the config's, else the file's stem. Paths stay as written: ``run_search`` makes them
+    absolute where the command runs."""
     path = Path(path)
     if not path.is_file():
         raise InvalidInput(f"config {path} does not exist")
@@ -348,4 +349,4 @@ def load_search_config(path: str | os.PathLike, settings: list[str] | tuple[str,
             raise InvalidInput(f"config {source}: name: the file name {path.stem!r} is not a plain run name "
                                f"(letters, digits, '_', '-', '.'): set name: or --name")
         data["name"] = path.stem
-    return _validate(data, source).with_resolved_paths()
+    return _validate(data, source)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ._io import absolute
 from .errors import InvalidInput
 
 DATASETS = ("digits", "cifar10", "cifar100", "imagefolder", "fake")
@@ -48,7 +49,7 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     Resolved where the command runs: Ray trials run in their own folders, so a relative path must not reach them.
     """
     chosen = root if root is not None else os.environ.get("ULSAM_SEARCH_DATA") or DEFAULT_DATA_ROOT
-    return Path(chosen).expanduser().resolve()
+    return absolute(chosen)
 
 
 def stratified_subset(labels, limit: int | None) -> list[int] | None:

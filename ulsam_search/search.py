@@ -36,7 +36,7 @@ from .report import RunFacts
 from .results import COMPLETE, FAILED, INFEASIBLE, OBJECTIVE_COLUMNS, PRUNED, pareto_set, trials_table, write_table
 from .space import SearchSpace, build_space, param_name
 from .tabular import load_table, read_table
-from .train import EpochMetrics, load_checkpoint, load_pretrained, seed_everything, train_epochs
+from .train import EpochMetrics, load_checkpoint, load_pretrained, run_facts, seed_everything, train_epochs
 
 STUDY_NAME = "ulsam-search"
 
@@ -141,10 +141,15 @@ def _check_paths_on_node(job: TrialJob, node: str) -> None:
     config = job.config
     paths = {"dataset.root": config.dataset.root if config.dataset.name in DATASETS_ON_DISK else None,
              "training.pretrained": config.training.pretrained, "backend.table": job.table}
+    where = f"node {node} ({socket.gethostname()}); every node of the cluster needs it at the same path"
     for field, path in paths.items():
         if path is not None and not os.path.exists(path):
-            raise FileNotFoundError(f"{field} {path} does not exist on node {node} ({socket.gethostname()}); every "
-                                    f"node of the cluster needs it at the same path")
+            raise FileNotFoundError(f"{field} {path} does not exist on {where}")
+    if paths["dataset.root"] is not None:
+        try:  # the root is there, but is the data set in it?
+            dataset_info(config.dataset.name, paths["dataset.root"], num_classes=config.dataset.num_classes)
+        except InvalidInput as error:
+            raise FileNotFoundError(f"{error} (on {where})") from None
 
 
 def _epoch_record(epoch: EpochMetrics | dict) -> dict:
@@ -172,8 +177,11 @@ def _train(trial_config: dict, job: TrialJob, device: str, seed: int):
     if len(done) >= config.training.epochs:
         epochs = iter([EpochMetrics(**resume["history"][-1])])  # finished before the driver heard of it
     else:
+        root = config.dataset.root if config.dataset.name in DATASETS_ON_DISK else None
+        facts = run_facts(config.dataset.name, root, config.dataset.train_limit, config.training.batch_size,
+                          job.input_size, job.small_input)
         epochs = train_epochs(model, data, replace(config.training.train_config(device), seed=seed),
-                              checkpoint_path=checkpoint, resume=resume)
+                              checkpoint_path=checkpoint, resume=resume, run_facts=facts)
     return epochs, lambda: _time_model(model, job, device), done
 
 
@@ -579,7 +587,7 @@ def _check_address(address: str) -> None:
 
 
 def _connect_ray(address: str | None, dashboard: bool = False) -> bool:
-    """Join ``address`` (or $RAY_ADDRESS), or start a local instance; True when this call started Ray.
+    """Join ``address``, or start a local instance; True when this call started Ray.
 
     A local instance has no dashboard unless asked, and then it listens on 127.0.0.1 only (Ray's dashboard runs
     jobs for whoever reaches it); a cluster's dashboard is set by its own `ray start`.
@@ -588,7 +596,6 @@ def _connect_ray(address: str | None, dashboard: bool = False) -> bool:
 
     if ray.is_initialized():
         return False
-    address = address or os.environ.get("RAY_ADDRESS")
     if dashboard and not address:
         try:
             import aiohttp  # noqa: F401  one of ray[default]'s dashboard dependencies
@@ -630,9 +637,9 @@ def _check_resources(config: SearchConfig, nodes: Callable[[], list[dict]], wher
         if time.monotonic() >= deadline:
             break
         time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
-    largest = max(found, key=lambda n: (n.get("GPU", 0.0), n.get("CPU", 0.0)), default={})
+    most = {key: max((node.get(key, 0.0) for node in found), default=0.0) for key in need}
     raise InvalidInput(f"resources: each trial asks for {need['CPU']:g} CPUs and {need['GPU']:g} GPUs, but {where} "
-                       f"has at most {largest.get('CPU', 0.0):g} CPUs and {largest.get('GPU', 0.0):g} GPUs per node; "
+                       f"has at most {most['CPU']:g} CPUs and {most['GPU']:g} GPUs per node; "
                        f"lower them, e.g. --set resources.gpu=0 --set resources.cpu=1")
 
 
@@ -672,7 +679,7 @@ def prepare_run(config: SearchConfig, runs_dir: str | os.PathLike = "runs") -> t
 
 def _check_table(config: SearchConfig, space: SearchSpace) -> str:
     """The tabular benchmark's absolute path, once it is known to answer this config's trials."""
-    path = Path(config.backend.table).resolve()
+    path = Path(config.backend.table)  # made absolute with the config's other paths
     table = read_table(path)
     seeds = config.study.seed_list if config.study else (config.training.seed,)
     missing_seeds = sorted(set(seeds) - set(table.seeds))
@@ -702,6 +709,7 @@ def run_search(config: SearchConfig, runs_dir: str | os.PathLike = "runs", *, pr
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # Tune's result grid looks for the per-trial result.json files we turn off; trials.csv holds the results.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    config = config.with_resolved_paths()  # on the driver: trials run in folders of their own
     paths, space, job = prepare_run(config, runs_dir)
     if paths.config.exists():
         _check_same_run(paths, config)

@@ -14,7 +14,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -75,7 +75,7 @@ class TrainConfig:
         if not self.lr > 0 or not math.isfinite(self.lr):
             raise InvalidInput(f"learning rate must be a positive number, got {self.lr}")
         for name in ("weight_decay", "warmup_epochs", "min_lr", "momentum"):
-            if getattr(self, name) < 0:
+            if not 0 <= getattr(self, name) < math.inf:  # NaN fails this too
                 raise InvalidInput(f"{name.replace('_', ' ')} must not be negative, got {getattr(self, name)}")
         if not 0 <= self.label_smoothing < 1:
             raise InvalidInput(f"label smoothing must lie in [0, 1), got {self.label_smoothing}")
@@ -246,7 +246,7 @@ def train_epochs(model: nn.Module, data: DataBundle, config: TrainConfig, *,
     criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     history: list[EpochMetrics] = []
     if resume is not None:
-        history = _restore(resume, config, model, optimizer, scheduler, scaler)
+        history = _restore(resume, config, model, optimizer, scheduler, scaler, run_facts)
     step_model = torch.compile(model) if config.compile else model
     with _Progress(progress, data) as bar:
         for epoch in range(len(history) + 1, config.epochs + 1):
@@ -349,7 +349,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.
     path = Path(path)
     state = {
         "format": CHECKPOINT_FORMAT, "arch": None if arch is None else str(arch), "config": asdict(config),
-        "run": run or {},  # what the data and model were (``check_same_run``): a resume must not change them
+        "run": run or {},  # what the data and model input were (``run_facts``): a resume must not change them
         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict(), "history": [asdict(m) for m in history], "rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -366,13 +366,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return state
 
 
-def check_same_run(state: dict, run_facts: dict) -> None:
-    """Refuse to resume a checkpoint on other data or another model input, naming each field that changed."""
-    saved = state.get("run") or {}
-    differ = [key for key in run_facts if key in saved and saved[key] != run_facts[key]]
-    if differ:
-        detail = ", ".join(f"{key}={saved[key]!r} (now {run_facts[key]!r})" for key in differ)
-        raise InvalidInput(f"cannot resume: the checkpoint was trained with {detail}; pass the same settings")
+def run_facts(dataset: str, data_root: str | None, train_limit: int | None, batch_size: int, input_size: int,
+              small_input: bool) -> dict:
+    """The data and model input a run trains on, saved with its checkpoints: a resume must not change them."""
+    return {"dataset": dataset, "data_root": data_root, "train_limit": train_limit, "batch_size": batch_size,
+            "input_size": input_size, "small_input": small_input}
 
 
 def _load_tensors(path: str | os.PathLike, what: str):
@@ -386,12 +384,15 @@ def _load_tensors(path: str | os.PathLike, what: str):
                            f"{': ' + detail if detail else ''})") from None
 
 
-def _restore(state: dict, config: TrainConfig, model: nn.Module, optimizer, scheduler, scaler) -> list[EpochMetrics]:
-    saved = TrainConfig(**state["config"])
-    differ = [f.name for f in fields(TrainConfig)
-              if f.name not in _RUNTIME_FIELDS and getattr(saved, f.name) != getattr(config, f.name)]
+def _restore(state: dict, config: TrainConfig, model: nn.Module, optimizer, scheduler, scaler,
+             facts: dict | None = None) -> list[EpochMetrics]:
+    """Load a checkpoint's training state, refusing one trained with other settings or data (``run_facts``;
+    checkpoints older than those facts are checked on their settings only)."""
+    saved = {**asdict(TrainConfig(**state["config"])), **(state.get("run") or {})}
+    now = {**asdict(config), **(facts or {})}
+    differ = [key for key in now if key not in _RUNTIME_FIELDS and key in saved and saved[key] != now[key]]
     if differ:
-        detail = ", ".join(f"{name}={getattr(saved, name)!r} (now {getattr(config, name)!r})" for name in differ)
+        detail = ", ".join(f"{key}={saved[key]!r} (now {now[key]!r})" for key in differ)
         raise InvalidInput(f"cannot resume: the checkpoint was trained with {detail}; pass the same settings")
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
