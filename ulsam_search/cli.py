@@ -194,7 +194,8 @@ def _cmd_train(args) -> None:
               "input_size": data.input_size, "num_classes": data.num_classes, "small_input": small_input,
               "train_seconds": result.seconds, "images_per_second": result.images_per_second,
               "device": result.device, "seed": args.seed,
-              "pretrained": None if pretrained is None else {"path": str(pretrained_path), "loaded": len(pretrained.loaded),
+              "pretrained": None if pretrained is None else {"path": str(pretrained_path),
+                                                              "loaded": len(pretrained.loaded),
                                                               "skipped": len(pretrained.skipped),
                                                               "new": len(pretrained.missing)},
               "history": [asdict(m) for m in result.history]}
@@ -243,8 +244,9 @@ def _finish_run(table, config, root: Path, reports_dir: str) -> None:
     if len(table) < config.n_trials:  # interrupted: the resume hint is the last word
         return
     if not counts.get("COMPLETE"):
-        raise NothingTrained(failures if len(table) == (table["status"] == "FAILED").sum() else
-                             f"no trial completed ({summary})" + (f"; {failures}" if failures else ""))
+        all_failed = counts.get("FAILED", 0) == len(table)
+        raise NothingTrained(failures if all_failed else f"no trial completed ({summary})" + (
+            f"; {failures}" if failures else ""))
     if failures:
         print(f"warning: {failures}", file=sys.stderr)
 
@@ -350,7 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--small-input", action=argparse.BooleanOptionalAction, default=None,
                        help="early strides for small images (default: on when the input side <= 64)")
     train.add_argument("--workers", type=_non_negative_int, help="DataLoader workers for imagefolder/fake (default min(8, CPUs))")
-    train.add_argument("--train-limit", type=_positive_int, help="train on N images, a fixed class-stratified subset (a proxy task)")
+    train.add_argument("--train-limit", type=_positive_int,
+                       help="train on N images, a fixed class-stratified subset (a proxy task)")
     train.add_argument("--pretrained", help="state_dict or checkpoint to load into matching layers")
     train.add_argument("--resume", help="checkpoint (or --out folder) to continue; pass the same settings")
     train.add_argument("--out", help="folder for checkpoint.pt (every epoch) and result.json")

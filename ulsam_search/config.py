@@ -17,8 +17,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, field_validator, \
     model_validator
 
-from .data import DATASETS, DATASETS_ON_DISK, data_root
 from ._io import absolute
+from .data import DATASETS, DATASETS_ON_DISK, data_root
 from .errors import InvalidInput
 from .train import AMP_MODES, OPTIMIZERS, TrainConfig
 
@@ -44,6 +44,11 @@ class DatasetConfig(_Strict):
     download: bool = False
     workers: int | None = Field(default=None, ge=0)
     train_limit: PositiveInt | None = None  # N training images, a fixed class-stratified subset: a proxy task
+
+    @property
+    def files(self) -> str | None:
+        """The root a trial reads its data from; None for the data sets that are bundled or synthetic."""
+        return self.root if self.name in DATASETS_ON_DISK else None
 
 
 class TrainingConfig(_Strict):

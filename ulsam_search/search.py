@@ -30,7 +30,7 @@ from ._io import atomic_path
 from .arch import Architecture, build_model
 from .config import OBJECTIVES, SearchConfig, load_search_config
 from .cost import count_cost, measure_latency
-from .data import DATASETS_ON_DISK, dataset_info, load_data
+from .data import dataset_info, load_data
 from .errors import InvalidInput
 from .report import RunFacts
 from .results import COMPLETE, FAILED, INFEASIBLE, OBJECTIVE_COLUMNS, PRUNED, pareto_set, trials_table, write_table
@@ -139,7 +139,7 @@ def trial_results(trial_config: dict, job: TrialJob, *, node: str = "local",
 def _check_paths_on_node(job: TrialJob, node: str) -> None:
     """Fail a trial on a node that lacks a file the run names: on a cluster every node needs them at one path."""
     config = job.config
-    paths = {"dataset.root": config.dataset.root if config.dataset.name in DATASETS_ON_DISK else None,
+    paths = {"dataset.root": config.dataset.files,
              "training.pretrained": config.training.pretrained, "backend.table": job.table}
     where = f"node {node} ({socket.gethostname()}); every node of the cluster needs it at the same path"
     for field, path in paths.items():
@@ -177,9 +177,8 @@ def _train(trial_config: dict, job: TrialJob, device: str, seed: int):
     if len(done) >= config.training.epochs:
         epochs = iter([EpochMetrics(**resume["history"][-1])])  # finished before the driver heard of it
     else:
-        root = config.dataset.root if config.dataset.name in DATASETS_ON_DISK else None
-        facts = run_facts(config.dataset.name, root, config.dataset.train_limit, config.training.batch_size,
-                          job.input_size, job.small_input)
+        facts = run_facts(config.dataset.name, config.dataset.files, config.dataset.train_limit,
+                          config.training.batch_size, job.input_size, job.small_input)
         epochs = train_epochs(model, data, replace(config.training.train_config(device), seed=seed),
                               checkpoint_path=checkpoint, resume=resume, run_facts=facts)
     return epochs, lambda: _time_model(model, job, device), done
