@@ -50,7 +50,7 @@ def test_a_relaunched_trial_is_recorded_at_the_rungs_it_passed_with_what_it_had_
     assert scheduler.decide("a", {"epoch": 2, "top1": 60.0, "macs": 10}) == CONTINUE
     # b was at 55 % after epoch 1 (before the kill); relaunched from epoch 2, its first result is epoch 3 at 90 %.
     # Recorded at rungs 1 and 2 with its epoch-1 and epoch-2 accuracy, not 90; not judged there again (it passed).
-    relaunched = {"epoch": 3, "top1": 90.0, "macs": 20, "resumed_from_epoch": 2, "history": _history(55.0, 40.0, 90.0)}
+    relaunched = {"epoch": 3, "top1": 90.0, "macs": 20, "promoted_through": 2, "history": _history(55.0, 40.0, 90.0)}
     assert scheduler.decide("b", relaunched) == CONTINUE
     assert scheduler.recorded[1]["b"] == [55.0, 20.0] and scheduler.recorded[2]["b"] == [40.0, 20.0]
     # c reaches rung 2 dominated by a (60 % at 10 MACs) and by b (40 % at 20): third of 3, 2 kept.

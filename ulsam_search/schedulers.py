@@ -83,8 +83,8 @@ class MultiObjectiveASHA(FIFOScheduler):
         """CONTINUE or STOP for a result of ``trial_id`` (public so the rule can be tested without a cluster).
 
         A trial's value at a rung is its epoch at that rung (``history``), so a trial relaunched from a checkpoint
-        is recorded at the rungs it passed before, with what it had there; it is not judged again at those rungs
-        (``resumed_from_epoch``): it was promoted through them when it reached them.
+        is recorded at the rungs it passed before, with what it had there. It is not judged again at the rungs it
+        was promoted through before (``promoted_through``, the last epoch after which it was let go on).
         """
         if result.get("error") or self.time_attr not in result:
             return TrialScheduler.CONTINUE
@@ -94,7 +94,7 @@ class MultiObjectiveASHA(FIFOScheduler):
                 continue
             at_rung = {**result, **epochs.get(rung, {})}
             self.recorded[rung][trial_id] = [float(at_rung[key]) for key, _ in self.objectives]
-            judged = rung > result.get("resumed_from_epoch", 0) and not result.get("baseline")
+            judged = rung > result.get("promoted_through", 0) and not result.get("baseline")
             if judged and not self._promotable(rung, trial_id):
                 self.stopped.add(trial_id)
                 return TrialScheduler.STOP
@@ -102,7 +102,7 @@ class MultiObjectiveASHA(FIFOScheduler):
 
     def restore(self, trial_id: str, result: dict) -> None:
         """Record a trial that ended before this scheduler existed (a resumed run) at every rung it reached."""
-        self.decide(trial_id, {**result, "resumed_from_epoch": math.inf})
+        self.decide(trial_id, {**result, "promoted_through": math.inf})
 
     def _promotable(self, rung: int, trial_id: str) -> bool:
         ids = list(self.recorded[rung])

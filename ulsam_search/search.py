@@ -103,7 +103,8 @@ def trial_results(trial_config: dict, job: TrialJob, *, node: str = "local",
     seed = trial_config.get("seed", config.training.seed)  # an ablation's cells train once per seed
     base = {"arch": trial_config["arch"], "number": trial_config["number"], "node": node,
             "baseline": trial_config.get("baseline", False),
-            "epochs_budget": config.training.epochs, "started_at": time.time(), "epoch": 0, "resumed_from_epoch": 0}
+            "epochs_budget": config.training.epochs, "started_at": time.time(), "epoch": 0, "resumed_from_epoch": 0,
+            "promoted_through": trial_config.get("promoted_through", 0)}
     # Every result carries every objective (Tune checks each one for the searcher's metrics), a failure's too.
     metrics = {"top1": math.nan, "top5": math.nan, "val_loss": math.nan, "latency_ms": math.nan,
                "macs": trial_config["macs"], "params": trial_config["params"]}
@@ -468,7 +469,8 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
                 self.waiting.setdefault(key, []).append(ot_trial)
                 return None
             return {"arch": str(arch), "number": ot_trial.number, "macs": cost.macs, "params": cost.params,
-                    "baseline": not arch.placements, "seed": seed, "latency_ms": latency}
+                    "baseline": not arch.placements, "seed": seed, "latency_ms": latency,
+                    "promoted_through": ot_trial.user_attrs.get("promoted_through", 0)}  # a relaunch's rungs passed
 
         def _infeasible(self, ot_trial, violations: dict[str, float], cost, latency: float | None) -> None:
             """Tell Optuna a constraint-breaking proposal (top-1 0, so samplers steer away); it is never trained."""
@@ -484,6 +486,13 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
             untrained = {"top1": 0.0, "macs": float(cost.macs), "params": float(cost.params),
                          "latency": math.inf if latency is None else latency}
             self._tell(ot_trial, [untrained[o] for o in objectives])
+
+        def on_trial_result(self, trial_id: str, result: dict) -> None:
+            """Tune calls this only for results the scheduler let go on: the journal then knows which rungs a trial
+            was promoted through, so a relaunch after a kill is not judged at them again (nor skips one it was not)."""
+            ot_trial = self._ot_trials.get(trial_id)
+            if ot_trial is not None and result.get("epoch"):
+                ot_trial.set_user_attr("promoted_through", int(result["epoch"]))
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
             ot_trial = self._ot_trials.pop(trial_id, None)
