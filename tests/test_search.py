@@ -122,9 +122,9 @@ def test_mo_asha_after_a_driver_kill_prunes_as_an_uninterrupted_run(tmp_path):
             driver = subprocess.Popen(command, cwd=tmp_path / kind, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             run_dir = tmp_path / kind / "runs" / "tiny"
             deadline = time.time() + 240
-            while time.time() < deadline:  # after three trials, once the fourth has a checkpoint: mid-trial
+            while time.time() < deadline:  # once three trials have ended (their rungs are only in the journal)
                 done = len(pd.read_csv(run_dir / "trials.csv")) if (run_dir / "trials.csv").exists() else 0
-                if done >= 3 and (run_dir / "checkpoints" / f"trial_{done:05d}.pt").exists():
+                if done >= 3:
                     break
                 assert driver.poll() is None, driver.stderr.read().decode()
                 time.sleep(0.05)

@@ -491,7 +491,7 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
             """Tune calls this only for results the scheduler let go on: the journal then knows which rungs a trial
             was promoted through, so a relaunch after a kill is not judged at them again (nor skips one it was not)."""
             ot_trial = self._ot_trials.get(trial_id)
-            if ot_trial is not None and result.get("epoch"):
+            if scheduler is not None and ot_trial is not None and result.get("epoch"):  # FIFO promotes everything
                 ot_trial.set_user_attr("promoted_through", int(result["epoch"]))
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
