@@ -1,6 +1,9 @@
 """ULSAM against a per-subspace loop written here from PAPER.md's definition, with the official key names."""
 
+import copy
+
 import pytest
+
 import torch
 import torch.nn.functional as F
 
@@ -118,14 +121,26 @@ def test_official_momentum_is_an_option_and_default_is_pytorchs():
     assert ULSAM(8, 2, bn_momentum=0.9).bn_pw.momentum == 0.9
 
 
-def test_bfloat16_input_gives_bfloat16_output_and_gradient():
-    module = ULSAM(32, 4).train()
-    x = torch.randn(2, 32, 6, 6, dtype=torch.bfloat16, requires_grad=True)
-    y = module(x)
-    y.float().sum().backward()
-    assert y.dtype == torch.bfloat16 and x.grad.dtype == torch.bfloat16
-    reference = module.forward_composite(x.detach().float())
-    assert (y.float() - reference).abs().max() < 0.1
+def test_fused_path_under_bf16_autocast_computes_in_float32():
+    """Under autocast the fused function turns autocast off and computes in float32 (its matmul would run in bf16)."""
+    torch.manual_seed(0)
+    plain = ULSAM(32, 4).train()
+    autocast = copy.deepcopy(plain)
+    for x in (torch.randn(4, 32, 7, 7), torch.randn(4, 32, 7, 7).bfloat16()):
+        x_plain, x_autocast = x.clone().requires_grad_(), x.clone().requires_grad_()
+        expected = plain(x_plain)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = autocast(x_autocast)
+        assert y.dtype == x.dtype
+        weights = torch.randn_like(y, dtype=torch.float32)
+        (expected.float() * weights).sum().backward()
+        (y.float() * weights).sum().backward()
+        torch.testing.assert_close(y, expected, rtol=0, atol=0)
+        torch.testing.assert_close(x_autocast.grad, x_plain.grad, rtol=0, atol=0)
+        for (name, p), q in zip(plain.named_parameters(), autocast.parameters()):
+            torch.testing.assert_close(q.grad, p.grad, rtol=0, atol=0, msg=name)
+        for p, q in zip(plain.buffers(), autocast.buffers()):
+            torch.testing.assert_close(q, p, rtol=0, atol=0)
 
 
 def test_torchscript_and_torch_compile_paths_agree_with_eager():

@@ -127,7 +127,7 @@ def _per_channel(t: torch.Tensor) -> torch.Tensor:
 
 
 class _FusedULSAM(torch.autograd.Function):
-    """ULSAM forward/backward by hand, in at least float32 whatever the input dtype.
+    """ULSAM forward/backward by hand, in at least float32 whatever the input dtype, autocast or not.
 
     The pooled branch lives in channels_last (PyTorch's CPU max-pool is several times faster there), where the
     grouped 1x1 conv and its gradients are single matrix products with a block-diagonal ``g x m`` weight. Saved for
@@ -136,8 +136,14 @@ class _FusedULSAM(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, w_dw, b_dw, g_dw, beta_dw, w_pw, b_pw, g_pw, beta_pw, rm_dw, rv_dw, rm_pw, rv_pw,
-                training, factor_dw, factor_pw, eps, groups, needs_grad):
+    def forward(ctx, x, *args):
+        # autocast would run the logits matmul in bf16/fp16; backward runs without autocast already
+        with torch.autocast(x.device.type, enabled=False):
+            return _FusedULSAM._forward(ctx, x, *args)
+
+    @staticmethod
+    def _forward(ctx, x, w_dw, b_dw, g_dw, beta_dw, w_pw, b_pw, g_pw, beta_pw, rm_dw, rv_dw, rm_pw, rv_pw,
+                 training, factor_dw, factor_pw, eps, groups, needs_grad):
         in_dtype = x.dtype
         x = x.to(torch.promote_types(x.dtype, w_dw.dtype)).contiguous()
         n, m, h, w = x.shape
