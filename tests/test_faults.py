@@ -117,17 +117,25 @@ for i in range(10**9):
 
 def _kill_mid_write(kind: str, run: Path, out: Path, kills: int, max_delay: float) -> int:
     """Start a writer looping over ``kind`` writes, SIGKILL it at a random moment, ``kills`` times; returns how
-    many kills left a temporary behind (landed in the middle of a write). Checks ``out`` after every kill."""
+    many kills left a temporary behind (landed in the middle of a write). Checks ``out`` after every kill: from the
+    second kill on a finished file is there before the writer starts, and one (old or new, whole) must be there after.
+    """
     rng = random.Random(0)
     mid_write = 0
     small, large = (pd.read_csv(run / name) for name in ("small.csv", "large.csv"))
-    for _ in range(kills):
+    for kill in range(kills):
+        if kill and not out.exists() and kind == "table":
+            write_table(small, out)
+        elif kill and not out.exists():
+            write_report(run, out)
+        existed = out.exists()
         writer = subprocess.Popen([sys.executable, "-c", WRITER, kind, str(run), str(out)], stdout=subprocess.PIPE)
         assert writer.stdout.readline() == b"ready\n"
         time.sleep(rng.uniform(0.05, max_delay))
         writer.send_signal(signal.SIGKILL)
         writer.wait()
         mid_write += any(out.parent.glob(f".{out.name}.*.tmp"))
+        assert out.exists() or not existed, f"kill {kill}: the {kind} that existed before the kill is gone"
         if kind == "table" and out.exists():
             table = read_trials(out)  # parses whole: no truncated row
             assert table.equals(read_trials(run / "small.csv")) or table.equals(read_trials(run / "large.csv"))

@@ -49,6 +49,27 @@ def _study(run_dir: Path) -> optuna.Study:
     return optuna.load_study(study_name=STUDY_NAME, storage=storage)
 
 
+STATES = {"COMPLETE": optuna.trial.TrialState.COMPLETE, "INFEASIBLE": optuna.trial.TrialState.COMPLETE,
+          "PRUNED": optuna.trial.TrialState.PRUNED, "FAILED": optuna.trial.TrialState.FAIL}
+
+
+def assert_study_matches_table(study: optuna.Study, table: pd.DataFrame) -> None:
+    """The Optuna journal and trials.csv agree trial by trial: number, ARCH, state, values and constraints
+    (objectives top-1 and MACs; an infeasible trial is told top-1 0, the worst, which the table leaves empty)."""
+    assert [t.number for t in study.trials] == table["number"].tolist()
+    for trial, row in zip(study.trials, table.itertuples()):
+        assert (trial.user_attrs["arch"], trial.user_attrs["status"]) == (row.arch, row.status), row
+        assert trial.state == STATES[row.status], row
+        if row.status in ("COMPLETE", "INFEASIBLE"):
+            assert trial.values == [0.0 if row.status == "INFEASIBLE" else row.top1, row.macs], row
+        else:
+            assert trial.values is None, row
+        if row.status != "FAILED":  # a failed trial is told no values and no constraints
+            assert set(trial.constraints) == {"max_macs", "max_params", "max_latency_ms", "min_top1"}, row
+            assert (max(trial.constraints.values()) > 0) == (row.status == "INFEASIBLE"), (row, trial.constraints)
+        assert trial.user_attrs["epochs_done"] == row.epochs_done, row
+
+
 def test_local_search_statuses_duplicates_and_study_agree(local_ray, tmp_path):
     baseline_macs = count_cost(BASELINE, 32, 10, "paper", True).macs
     # One block, 5 architectures: inserting ULSAM costs MACs and breaks max_macs (INFEASIBLE, never trained);
@@ -76,15 +97,7 @@ def test_local_search_statuses_duplicates_and_study_agree(local_ray, tmp_path):
         assert pd.isna(row.top1) and pd.isna(original.top1) or row.top1 == original.top1
     assert (table["block_8"] == table["arch"].map(lambda a: a.split(":8")[1] if ":8" in a else "none")).all()
 
-    # The Optuna study agrees with the table, trial by trial.
-    study = _study(run_dir)
-    assert len(study.trials) == 8
-    for trial, row in zip(study.trials, table.itertuples()):
-        assert trial.number == row.number and trial.user_attrs["arch"] == row.arch
-        assert trial.state == optuna.trial.TrialState.COMPLETE
-        # An infeasible trial is told top-1 0 (worst) so samplers steer away; the table leaves it empty.
-        assert trial.values == [0.0 if row.status == "INFEASIBLE" else row.top1, row.macs]
-        assert (trial.constraints["max_macs"] > 0) == (row.status == "INFEASIBLE")
+    assert_study_matches_table(_study(run_dir), pd.read_csv(run_dir / "trials.csv"))
     # Two trials ran at the same time (max_concurrent 2 on 2 CPUs).
     spans = sorted((r.started_at, r.started_at + r.seconds) for r in trained.itertuples())
     assert len(spans) < 2 or any(b[0] < a[1] for a, b in zip(spans, spans[1:]))
@@ -135,6 +148,7 @@ def test_mo_asha_after_a_driver_kill_prunes_as_an_uninterrupted_run(tmp_path):
                                      capture_output=True, text=True)
             assert resumed.returncode == 0, resumed.stderr
         table = pd.read_csv(tmp_path / kind / "runs" / "tiny" / "trials.csv")
+        assert_study_matches_table(_study(tmp_path / kind / "runs" / "tiny"), table)
         outcomes[kind] = table[["number", "arch", "status", "epochs_done"]]
     assert outcomes["killed"].equals(outcomes["straight"]), (outcomes["killed"], outcomes["straight"])
     assert (outcomes["straight"]["status"] == "PRUNED").sum() >= 2  # pruning happened before and after the kill
@@ -180,7 +194,7 @@ def test_resume_after_the_driver_is_killed(tmp_path):
     assert after["number"].tolist() == list(range(7)) and (after["status"] == "COMPLETE").all()
     kept = after.set_index("number").loc[before["number"], ["trial_id", "arch", "top1", "seconds"]]
     assert kept.reset_index(drop=True).equals(before[["trial_id", "arch", "top1", "seconds"]])  # nothing re-run
-    assert len(_study(tmp_path / "tiny").trials) == 7
+    assert_study_matches_table(_study(tmp_path / "tiny"), after)
     assert {p.name for p in (tmp_path / "tiny" / "ray").iterdir()} == {"attempt-1", "attempt-2"}
     assert "7 trials (7 complete" in resumed.stdout
     # Progress in a log: a line per finished trial, then the front's table once.
