@@ -96,3 +96,32 @@ def test_measure_latency():
     assert latency.median_ms > 0 and latency.ms_per_image == latency.median_ms / 4
     assert (latency.device, latency.runs) == ("cpu", 3)
     assert model.training
+
+
+def test_latency_is_timed_as_the_trial_trains_unless_asked_for_fp32():
+    from ulsam_search.config import SearchConfig
+    from ulsam_search.search import _latency_runtime
+
+    model = build_model("mobilenet_v2@0.35:12=4", num_classes=10, small_input=True)
+    seen = []
+    channels_last = torch.channels_last
+    model.features[0].register_forward_hook(lambda module, inputs, output: seen.append(
+        (output.dtype, inputs[0].is_contiguous(memory_format=channels_last))))
+    latency = measure_latency(model, input_size=32, batch=2, warmup=0, runs=2, amp_dtype=torch.bfloat16,
+                              channels_last=True)
+    assert (latency.precision, latency.layout) == ("bf16", "channels_last") and seen == [(torch.bfloat16, True)] * 2
+    seen.clear()
+    assert (measure_latency(model, input_size=32, batch=2, warmup=0, runs=1).precision, seen) == (
+        "fp32", [(torch.float32, False)])
+
+    def runtime(**settings):
+        config = SearchConfig.model_validate({"training": {k: v for k, v in settings.items() if k != "as_trained"},
+                                              "latency": {"as_trained": settings.get("as_trained", True)},
+                                              "resources": {"gpu": 1 if settings.get("amp") == "fp16" else 0}})
+        return _latency_runtime(config, "cpu")
+
+    assert runtime() == {"amp_dtype": None, "channels_last": True}  # amp auto is fp32 on CPU
+    assert runtime(amp="bf16") == {"amp_dtype": torch.bfloat16, "channels_last": True}
+    assert runtime(amp="fp16") == {"amp_dtype": None, "channels_last": True}  # fp16 has no CPU path
+    assert runtime(amp="bf16", channels_last=False) == {"amp_dtype": torch.bfloat16, "channels_last": False}
+    assert runtime(amp="bf16", as_trained=False) == {"amp_dtype": None, "channels_last": False}

@@ -47,6 +47,7 @@ def test_failing_trials_end_failed_with_their_error_and_the_search_goes_on(tmp_p
     assert errors[f"{BASELINE}:8+2"].startswith("TrainingDiverged: ") and "epoch 2, step 1" in errors[f"{BASELINE}:8+2"]
     assert errors[f"{BASELINE}:8+4"].startswith("OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB")
     assert "lower training.batch_size" in errors[f"{BASELINE}:8+4"]
+    assert "a trial sharing a GPU may use resources.gpu x its memory" in errors[f"{BASELINE}:8+4"]
     assert rows.loc[list(faults), "epochs_done"].tolist() == [0, 1, 0]
 
     # Optuna knows them as failed; none is on the front; the report lists each with its error.

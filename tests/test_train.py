@@ -94,6 +94,38 @@ def test_same_seed_same_numbers_and_resume_matches_an_uninterrupted_run(digits_s
         fit(_model(), digits_subset, replace(config, lr=0.1), resume=state)
 
 
+def test_a_cpu_run_on_a_host_with_gpus_never_touches_their_generators(digits_subset, tmp_path, monkeypatch):
+    """Saving every visible GPU's RNG state (``get_rng_state_all``) started a CUDA context on each of them for a
+    CPU run, and a resume on a host with fewer GPUs failed; a CPU checkpoint holds no CUDA state."""
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a CPU run touched the CUDA generators")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for name in ("get_rng_state", "get_rng_state_all", "set_rng_state", "set_rng_state_all"):
+        monkeypatch.setattr(torch.cuda, name, forbidden)
+    config = TrainConfig(epochs=2, device="cpu")
+    path = tmp_path / "checkpoint.pt"
+    with pytest.raises(KeyboardInterrupt):
+        fit(_model(), digits_subset, config, checkpoint_path=path, callback=lambda m: _interrupt())
+    state = load_checkpoint(path)
+    assert state["cuda_rng"] is None
+    assert fit(_model(), digits_subset, config, checkpoint_path=path, resume=state).final.epoch == 2
+
+
+def _interrupt():
+    raise KeyboardInterrupt
+
+
+def test_auto_precision_takes_bf16_only_where_the_gpu_has_it_in_hardware(monkeypatch):
+    from ulsam_search.train import autocast_dtype
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)  # true under emulation too
+    for capability, expected in (((7, 5), torch.float16), ((8, 0), torch.bfloat16), ((9, 0), torch.bfloat16)):
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None, c=capability: c)
+        assert autocast_dtype("auto", torch.device("cuda")) == expected, capability
+    assert autocast_dtype("auto", torch.device("cpu")) is None
+
+
 def test_callback_sees_every_epoch_and_the_checkpoint_it_can_report(digits_subset, tmp_path):
     seen = []
     path = tmp_path / "ck.pt"

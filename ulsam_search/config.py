@@ -149,6 +149,7 @@ class LatencyConfig(_Strict):
     threads: PositiveInt | None = None  # CPU threads while timing (default: the trial's resources.cpu)
     warmup: int = Field(default=5, ge=0)
     repeats: PositiveInt = 20
+    as_trained: bool = True  # the trial's autocast dtype and memory layout on that device (false: fp32, NCHW)
 
 
 class SamplerConfig(_Strict):

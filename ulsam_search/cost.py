@@ -130,13 +130,15 @@ def _cached_cost(arch: str, input_size: int, num_classes: int, convention: str, 
 
 @dataclass(frozen=True)
 class Latency:
-    """Median wall time of a forward pass after warm-up (eval mode, no autograd)."""
+    """Median wall time of a forward pass after warm-up (eval mode, no autograd), with what was timed."""
 
     device: str
     batch: int
     input_size: int
     runs: int
     median_ms: float
+    precision: str = "fp32"  # fp32, or the autocast dtype: bf16, fp16
+    layout: str = "nchw"  # or channels_last
 
     @property
     def ms_per_image(self) -> float:
@@ -144,14 +146,17 @@ class Latency:
 
 
 def measure_latency(model: nn.Module, input_size: int = 224, batch: int = 1, device: str | torch.device = "cpu",
-                    warmup: int = 5, runs: int = 20) -> Latency:
-    """Time ``model`` on a ``batch x 3 x input_size x input_size`` input; the model is deep-copied, not moved."""
+                    warmup: int = 5, runs: int = 20, *, amp_dtype: torch.dtype | None = None,
+                    channels_last: bool = False) -> Latency:
+    """Time ``model`` on a ``batch x 3 x input_size x input_size`` input, under ``amp_dtype`` autocast and in
+    channels_last when asked (as a trial trains); the model is deep-copied, not moved."""
     device = torch.device(device)
-    model = copy.deepcopy(model).to(device).eval()
-    x = torch.randn(batch, 3, input_size, input_size, device=device)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    model = copy.deepcopy(model).to(device, memory_format=layout).eval()
+    x = torch.randn(batch, 3, input_size, input_size, device=device).to(memory_format=layout)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     times = []
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
         for i in range(warmup + runs):
             sync()
             start = time.perf_counter()
@@ -159,4 +164,6 @@ def measure_latency(model: nn.Module, input_size: int = 224, batch: int = 1, dev
             sync()
             if i >= warmup:
                 times.append((time.perf_counter() - start) * 1e3)
-    return Latency(str(device), batch, input_size, runs, statistics.median(times))
+    precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype]
+    return Latency(str(device), batch, input_size, runs, statistics.median(times), precision,
+                   "channels_last" if channels_last else "nchw")

@@ -36,7 +36,8 @@ from .report import RunFacts
 from .results import COMPLETE, FAILED, INFEASIBLE, OBJECTIVE_COLUMNS, PRUNED, pareto_set, trials_table, write_table
 from .space import SearchSpace, build_space, param_name
 from .tabular import load_table, read_table
-from .train import EpochMetrics, load_checkpoint, load_pretrained, run_facts, seed_everything, train_epochs
+from .train import (EpochMetrics, autocast_dtype, load_checkpoint, load_pretrained, run_facts, seed_everything,
+                    train_epochs)
 
 STUDY_NAME = "ulsam-search"
 
@@ -99,6 +100,9 @@ def trial_results(trial_config: dict, job: TrialJob, *, node: str = "local",
     config = job.config
     torch.set_num_threads(max(1, int(config.resources.cpu)))
     device = "cuda" if use_gpu and torch.cuda.is_available() else "cpu"
+    if device == "cuda" and config.resources.gpu < 1:
+        # Ray shares the GPU but not its memory: cap each trial at its share, so one trial's OOM stays its own
+        torch.cuda.set_per_process_memory_fraction(config.resources.gpu)
     started = time.perf_counter()
     seed = trial_config.get("seed", config.training.seed)  # an ablation's cells train once per seed
     base = {"arch": trial_config["arch"], "number": trial_config["number"], "node": node,
@@ -133,7 +137,8 @@ def trial_results(trial_config: dict, job: TrialJob, *, node: str = "local",
         message = f"{type(error).__name__}: {error}"
         if isinstance(error, (torch.OutOfMemoryError, MemoryError)):
             torch.cuda.empty_cache()  # the actor trains the next trial
-            message += " (lower training.batch_size, or give each trial more memory: resources.gpu / resources.cpu)"
+            message += (" (lower training.batch_size, or give each trial more memory: resources.gpu / resources.cpu; "
+                        "a trial sharing a GPU may use resources.gpu x its memory)")
         yield {**base, **metrics, "history": history, "error": message, "seconds": time.perf_counter() - started}
 
 
@@ -185,6 +190,17 @@ def _train(trial_config: dict, job: TrialJob, device: str, seed: int):
     return epochs, lambda: _time_model(model, job, device), done
 
 
+def _latency_runtime(config: SearchConfig, device: str) -> dict:
+    """Autocast dtype and layout to time with: as the trial trains on ``device`` (``latency.as_trained``; fp16 has
+    no CPU path, so a CPU timing of an fp16 run is fp32), else fp32 NCHW."""
+    import torch
+
+    if not config.latency.as_trained:
+        return {"amp_dtype": None, "channels_last": False}
+    amp = "off" if config.training.amp == "fp16" and device == "cpu" else config.training.amp
+    return {"amp_dtype": autocast_dtype(amp, torch.device(device)), "channels_last": config.training.channels_last}
+
+
 def _time_model(model, job: TrialJob, trial_device: str) -> float:
     """ms per image of ``model`` as ``config.latency`` asks (its device, batch, threads, warm-up and repeats)."""
     import torch
@@ -197,7 +213,8 @@ def _time_model(model, job: TrialJob, trial_device: str) -> float:
     torch.set_num_threads(settings.threads or threads)
     try:
         return measure_latency(model, job.input_size, batch=settings.batch_size, device=device,
-                               warmup=settings.warmup, runs=settings.repeats).ms_per_image
+                               warmup=settings.warmup, runs=settings.repeats,
+                               **_latency_runtime(job.config, device)).ms_per_image
     finally:
         torch.set_num_threads(threads)
 
@@ -401,6 +418,8 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
                              mode=[OBJECTIVES[o] for o in objectives], sampler=make_sampler(config, space, trials_so_far),
                              study_name=STUDY_NAME, storage=storage)
             self.study = self._ot_study
+            if self.study.metric_names is None:  # optuna-dashboard's axes: the trials.csv columns, not "Objective 0"
+                self.study.set_metric_names([OBJECTIVE_COLUMNS[o][0] for o in objectives])
             self.finished: dict[str, optuna.trial.FrozenTrial] = {}
             self.running: dict[str, int] = {}
             self.waiting: dict[str, list] = {}  # arch -> duplicates proposed while it trains

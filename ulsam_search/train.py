@@ -127,10 +127,16 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     if amp == "auto":
         if device.type != "cuda":
             return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if native_bf16(device) else torch.float16
     if amp == "fp16" and device.type != "cuda":
         raise InvalidInput("amp fp16 needs CUDA (its gradient scaler is CUDA-only here); valid on CPU: off, bf16, auto")
     return {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+
+
+def native_bf16(device: torch.device) -> bool:
+    """bf16 in hardware (compute capability 8.0, Ampere, and later). ``torch.cuda.is_bf16_supported()`` also says
+    yes where bf16 is only emulated (several times slower than fp16 + a gradient scaler on those GPUs)."""
+    return torch.cuda.get_device_capability(device)[0] >= 8
 
 
 def resolve_runtime(config: TrainConfig) -> tuple[torch.device, torch.dtype | None]:
@@ -287,8 +293,6 @@ def train_epochs(model: nn.Module, data: DataBundle, config: TrainConfig, *,
             yield metrics
 
 
-
-
 def _check_finite(losses: torch.Tensor, epoch: int) -> None:
     finite = torch.isfinite(losses)
     if not bool(finite.all()):
@@ -352,7 +356,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.
         "run": run or {},  # what the data and model input were (``run_facts``): a resume must not change them
         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict(), "history": [asdict(m) for m in history], "rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "cuda_rng": _cuda_rng_state(model),
     }
     with atomic_path(path) as temporary:
         torch.save(state, temporary)
@@ -400,9 +404,20 @@ def _restore(state: dict, config: TrainConfig, model: nn.Module, optimizer, sche
     if scaler.is_enabled() and state["scaler"]:  # an fp32/bf16 checkpoint resumed with fp16 starts a fresh scaler
         scaler.load_state_dict(state["scaler"])
     torch.set_rng_state(state["rng"])
-    if state["cuda_rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    cuda_rng = state["cuda_rng"]
+    if isinstance(cuda_rng, list):  # older checkpoints saved every visible GPU's state
+        cuda_rng = cuda_rng[0] if cuda_rng else None
+    device = next(model.parameters()).device
+    if cuda_rng is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(cuda_rng, device)
     return [EpochMetrics(**m) for m in state["history"]]
+
+
+def _cuda_rng_state(model: nn.Module) -> torch.Tensor | None:
+    """The generator state of the GPU the model trains on, and only there: asking for every GPU's state would
+    start a CUDA context on each visible GPU, even for a CPU run."""
+    device = next(model.parameters()).device
+    return torch.cuda.get_rng_state(device) if device.type == "cuda" else None
 
 
 def load_pretrained(model: nn.Module, path: str | os.PathLike) -> LoadReport:
