@@ -1,4 +1,4 @@
-"""ULSAM against a per-subspace loop written here from PAPER.md's definition, with the official key names."""
+"""ULSAM against a per-subspace loop written here from docs/paper.md's definition, with the official key names."""
 
 import copy
 
@@ -31,7 +31,7 @@ def official_state(m: int, g: int) -> dict[str, torch.Tensor]:
 
 
 def loop_ulsam(x, state, g, training, momentum):
-    """PAPER.md, step by step, one subspace at a time: dw 1x1 conv, BN, ReLU, max-pool 3x3, pw 1x1 conv to one
+    """docs/paper.md, step by step, one subspace at a time: dw 1x1 conv, BN, ReLU, max-pool 3x3, pw 1x1 conv to one
     channel, BN, ReLU, softmax over positions, F * A + F; subspaces concatenated."""
     outs = []
     for i, f in enumerate(torch.chunk(x, g, dim=1)):

@@ -27,7 +27,7 @@ from .results import COMPLETE
 from .space import param_name
 from .variants import VARIANTS, resolve_arch
 
-# The paper's single-run numbers (PAPER.md), top-1 / top-5 (None where only top-1 was given):
+# The paper's single-run numbers (docs/paper.md), top-1 / top-5 (None where only top-1 was given):
 # (table, canonical ARCH) -> (top1, top5).
 PAPER_RESULTS: dict[tuple[str, str], tuple[float, float | None]] = {
     ("imagenet", "mobilenet_v1"): (70.65, 89.76),
@@ -276,7 +276,7 @@ def ablation_markdown(config: SearchConfig, stats: pd.DataFrame) -> str:
              f"{len(stats) - 1} cells and the baseline, each trained with seeds {seeds} on {config.dataset.name} "
              f"for {config.training.epochs} epochs. Cells: mean ± sample std [95% CI, Student's t]; Δ is the "
              f"mean paired difference from the baseline over the seeds both finished, with the paired t-test's "
-             f"p-value." + (f" `paper` is the paper's single run on {study.paper_reference} (PAPER.md)."
+             f"p-value." + (f" `paper` is the paper's single run on {study.paper_reference} (docs/paper.md)."
                             if study.paper_reference else ""), ""]
     for metric, table in ablation_tables(stats).items():
         lines += [f"## {'Top-1' if metric == 'top1' else 'Top-5'} accuracy (%)", "",

@@ -1,4 +1,4 @@
-"""The paper's named variants (PAPER.md), accepted wherever an ARCH is, with an optional ``/g`` suffix.
+"""The paper's named variants (docs/paper.md), accepted wherever an ARCH is, with an optional ``/g`` suffix.
 
 The slides drop the paper's position column; these placements are the unique ones that reproduce the reported
 costs. Where several identical repeated blocks fit (MV1 layers 7-11, MV2 blocks 15/16), the choice below is
