@@ -218,6 +218,24 @@ def test_a_grid_search_visits_the_baseline_first_and_every_point_once():
     assert archs[0] == BASELINE and len(set(archs)) == len(archs) == 25
 
 
+@pytest.mark.parametrize("name", ["nsga2", "tpe", "gp", "random", "grid"])
+def test_every_sampler_survives_the_pickling_ray_tune_gives_the_searcher(name):
+    """Optuna 5.1's NSGA-II holds a thread lock: pickled with the searcher as Ray Tune does, a search crashed."""
+    import ray.cloudpickle
+
+    from ulsam_search.search import make_sampler
+    from ulsam_search.space import build_space
+
+    config = tiny(space={"blocks": [7, 9], "groups": [1, 2]}, sampler={"name": name, "seed": 5})
+    space = build_space(config)
+    sampler = ray.cloudpickle.loads(ray.cloudpickle.dumps(make_sampler(config, space)))
+    study = optuna.create_study(directions=config.directions, sampler=sampler)
+    for _ in range(3):
+        trial = study.ask()
+        study.tell(trial, [float(len(str(space.suggest(trial)))), 1.0])
+    assert len(study.trials) == 3 and all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+
+
 def test_latency_is_timed_once_per_arch_reported_and_constrained(local_ray, tmp_path):
     # An ablation trains each ARCH once per seed: the second seed reuses the first one's latency (latency.json).
     from ulsam_search.ablation import ablation_config

@@ -20,7 +20,9 @@ import math
 import os
 import socket
 import sys
+import threading
 import time
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
@@ -312,9 +314,31 @@ def make_sampler(config: SearchConfig, space: SearchSpace, trials_so_far: int = 
                                               **options),
     }
     try:
-        return factories[config.sampler.name]()
+        return _picklable(factories[config.sampler.name]())
     except (TypeError, ValueError) as error:
         raise InvalidInput(f"sampler.options: {config.sampler.name} refuses {options}: {error}") from None
+
+
+def _picklable(sampler):
+    """``sampler`` made picklable with the searcher Ray Tune saves: Optuna 5.1's NSGA-II holds a thread lock, which
+    cannot be pickled, so its class becomes a subclass that leaves the locks out and makes fresh ones on loading."""
+    reentrant = {key: isinstance(value, type(threading.RLock())) for key, value in vars(sampler).items()
+                 if isinstance(value, (type(threading.Lock()), type(threading.RLock())))}
+    if not reentrant:
+        return sampler
+
+    class Picklable(type(sampler)):
+        def __getstate__(self):
+            return {key: value for key, value in self.__dict__.items() if key not in reentrant}
+
+        def __setstate__(self, state):
+            self.__dict__.update(state)
+            for key, rlock in reentrant.items():
+                setattr(self, key, threading.RLock() if rlock else threading.Lock())
+
+    Picklable.__name__ = Picklable.__qualname__ = type(sampler).__name__
+    sampler.__class__ = Picklable
+    return sampler
 
 
 def _baseline_params(config: SearchConfig, space: SearchSpace) -> dict | None:
@@ -419,7 +443,9 @@ def _make_searcher(config: SearchConfig, space: SearchSpace, paths: RunPaths, co
                              study_name=STUDY_NAME, storage=storage)
             self.study = self._ot_study
             if self.study.metric_names is None:  # optuna-dashboard's axes: the trials.csv columns, not "Objective 0"
-                self.study.set_metric_names([OBJECTIVE_COLUMNS[o][0] for o in objectives])
+                with warnings.catch_warnings():  # "set_metric_names is experimental (supported from v3.2.0)"
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    self.study.set_metric_names([OBJECTIVE_COLUMNS[o][0] for o in objectives])
             self.finished: dict[str, optuna.trial.FrozenTrial] = {}
             self.running: dict[str, int] = {}
             self.waiting: dict[str, list] = {}  # arch -> duplicates proposed while it trains
