@@ -7,6 +7,7 @@ Exit codes: 0 success, 2 bad input (one line on stderr naming the problem and th
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import math
 import runpy
@@ -225,6 +226,36 @@ def _available_benchmarks() -> list[str]:
     return sorted(p.stem.replace("_", "-") for p in BENCHMARKS_DIR.glob("*.py") if not p.stem.startswith("_"))
 
 
+def _benchmarks_epilog() -> str:
+    """``bench --help``'s list: each benchmark and the first line of its docstring, read without importing it
+    (a benchmark imports Ray or torch)."""
+    names = _available_benchmarks()
+    if not names:
+        return f"no benchmarks found in {BENCHMARKS_DIR}: run from a clone of the repository"
+    lines = ["benchmarks:"]
+    for name in names:
+        try:
+            source = (BENCHMARKS_DIR / f"{name.replace('-', '_')}.py").read_text(encoding="utf-8")
+            summary = (ast.get_docstring(ast.parse(source)) or "").strip().splitlines()[0]
+        except (OSError, SyntaxError, ValueError, IndexError):
+            summary = "(no description)"
+        lines.append(f"  {name:<{max(map(len, names))}}  {summary}")
+    return "\n".join(lines)
+
+
+class _BenchHelp(argparse.Action):
+    """``bench -h``: the usage and the benchmark list, read only when asked (parsing the files takes ~15 ms)."""
+
+    def __init__(self, option_strings, dest, **kwargs) -> None:
+        super().__init__(option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0,
+                         help="show this help message, with every benchmark, and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        parser.epilog = _benchmarks_epilog()
+        parser.print_help()
+        parser.exit()
+
+
 def _finish_run(table, config, root: Path, reports_dir: str) -> None:
     """Print what the run holds and write its report; the last line says how many trials failed, and a run in
     which no trial completed raises ``NothingTrained`` (exit 1) after its report is written."""
@@ -396,7 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", help="report folder (default reports/<name>)")
     report.set_defaults(func=_cmd_report)
 
-    bench = sub.add_parser("bench", help="run a benchmark from benchmarks/ (all when no name is given)")
+    bench = sub.add_parser("bench", help="run a benchmark from benchmarks/ (all when no name is given)",
+                           add_help=False, formatter_class=argparse.RawDescriptionHelpFormatter)
+    bench.add_argument("-h", "--help", action=_BenchHelp)
     bench.add_argument("name", nargs="?", help="benchmark name, e.g. ulsam")
     bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments passed to the benchmark")
     bench.set_defaults(func=_cmd_bench)

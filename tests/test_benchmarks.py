@@ -1,0 +1,76 @@
+"""`ulsam-search bench NAME --quick` through the real CLI: every row is there and every figure is a finite number
+of the right sign, read back from the printed table."""
+
+import math
+import re
+
+import pytest
+
+from ulsam_search.cli import main
+
+RATIO = re.compile(r"^(?P<median>[\d.]+)x \((?P<q1>[\d.]+)-(?P<q3>[\d.]+)\)$")
+
+
+def bench(capsys, *argv) -> tuple[list[list[str]], str]:
+    """The body rows of the printed table (cells stripped) and the whole output; exit 0 asserted."""
+    code = main(["bench", *argv])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    rows = [[cell.strip() for cell in line.strip().strip("│").split("│")]
+            for line in out.splitlines() if line.startswith("│")]
+    return rows, out
+
+
+def positive(cell: str) -> float:
+    value = float(cell.removesuffix("x").replace(",", ""))
+    assert math.isfinite(value) and value > 0, cell
+    return value
+
+
+def test_bench_ulsam_times_four_contenders_with_paired_ratios(capsys):
+    rows, out = bench(capsys, "ulsam", "--quick", "--repeats", "3", "--batch", "4", "--device", "cpu")
+    assert [row[:4] for row in rows] == [["cpu", "16", "14", "4"], ["cpu", "32", "7", "8"]]
+    for row in rows:
+        assert all(positive(cell) for cell in row[4:8] + row[10:12])  # four medians (ms), saved MB
+        for cell in row[8:10]:  # fused vs the loop at its best layout, fused vs composite
+            ratio = RATIO.match(cell)
+            assert ratio, cell
+            q1, median, q3 = (positive(ratio[k]) for k in ("q1", "median", "q3"))
+            assert q1 <= median <= q3
+    assert re.search(r"goal fused >= 2x the loop at its best layout on CPU: met at [0-2] of 2 shapes", out)
+
+
+@pytest.mark.slow
+def test_bench_train_quick(capsys):
+    rows, out = bench(capsys, "train", "--quick", "--repeats", "1", "--device", "cpu")
+    assert len(rows) == 2 and all(row[3] == "cpu fp32" for row in rows)
+    assert "fake 64px (synthetic)" in [row[1] for row in rows]
+    for row in rows:
+        bare_nchw, bare, ours = (positive(cell) for cell in row[4:7])
+        # the ratios agree with the printed rates up to their rounding (rates to 0.1, ratios to 0.001 and 0.01)
+        assert abs(positive(row[7]) - ours / bare) <= 0.05 / bare + 0.05 * ours / bare**2 + 0.0005
+        assert abs(positive(row[8]) - bare / bare_nchw) <= 0.05 / bare_nchw + 0.05 * bare / bare_nchw**2 + 0.005
+
+
+@pytest.mark.slow
+def test_bench_search_quick_interleaves_repeats(capsys):
+    rows, out = bench(capsys, "search", "--quick")
+    assert [row[0] for row in rows] == ["0 (runner1 direct runner2 pair)", "1 (direct runner2 pair runner1)",
+                                        "median (min-max)"]
+    for row in rows[:2]:
+        direct, runner1, runner2, start1, start2 = (positive(cell) for cell in row[1:6])
+        overhead, with_start = float(row[6]), float(row[7])
+        assert math.isfinite(overhead) and abs(with_start - (runner1 - direct) / 4) < 0.008
+        assert start1 < runner1 and start2 < runner2
+        assert abs(positive(row[8]) - (runner1 - start1) / (runner2 - start2)) < 0.02
+        assert all(positive(cell) for cell in row[9:11])
+    assert all(re.match(r"^-?[\d.]+x? \(-?[\d.]+-?-[\d.]+\)$", cell) for cell in rows[2][1:]), rows[2]
+    assert re.search(r"overhead <= 0.5 s/trial \(steady\): (met|not met|within noise .*); 1 -> 2 concurrent >= 1.8x: "
+                     r"(met|not met|within noise .*) \(this machine's own ceiling: [\d.]+x", out)
+
+
+@pytest.mark.slow
+def test_bench_report_quick(capsys):
+    rows, _ = bench(capsys, "report", "--quick")
+    assert len(rows) == 1 and rows[0][0] == "200"
+    assert int(rows[0][1]) >= 1 and positive(rows[0][2]) and positive(rows[0][3])
