@@ -8,7 +8,7 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 # Debian's chromium for the browser test of the HTML report (under CI=true a missing browser fails that test)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install browser test demo bench clean
+.PHONY: install browser test demo bench gpu-check clean
 
 $(BIN)/ulsam-search: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ demo: install
 
 bench: install
 	$(BIN)/ulsam-search bench
+
+# Every CUDA path once on one GPU (about 8 minutes), recorded in Markdown; refuses without CUDA
+GPU_CHECK_OUT ?= gpu-check.md
+gpu-check: install
+	$(BIN)/python scripts/gpu_check.py --out $(GPU_CHECK_OUT)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
