@@ -1,7 +1,7 @@
 """Build the tabular benchmark: every architecture of a small space trained for a fixed budget, once per seed.
 
     ulsam-search bench build-table [--config search_spaces/tabular_digits.yaml] [--seeds 0 1]
-                                   [--out benchmarks/data/tabular_digits.csv] [--runs-dir runs] [--limit N]
+                                   [--out CSV] [--runs-dir runs] [--limit N]
 
 The space and the budget are the config's (by default MobileNet-V2@0.35 on digits, blocks 12, 15 and 16 each
 none / insert g / replace g for g in {1, 4}: 125 architectures, 3 epochs). Each seed is one grid search through
@@ -12,12 +12,15 @@ from the runs' Optuna journals, where every trial keeps its epochs, and written 
 (ARCH, seed, epoch) with top-1, top-5, validation loss, training seconds, MACs, params and latency. Latency is
 timed again for every architecture once training is over, one after another on an otherwise idle machine: the
 trials' own timings share the cores with the other trial and vary by 3x. ``--limit N`` builds only the first N
-architectures of the grid (a slice).
+architectures of the grid (a slice). Without ``--out`` the table goes to a new temporary folder (printed at the
+end), so a build never replaces the committed ``benchmarks/data/tabular_digits.csv`` unless named as ``--out``;
+the run directories stay in ``--runs-dir`` either way, so a build continues where it stopped.
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from pathlib import Path
 
@@ -90,7 +93,8 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="ulsam-search bench build-table", description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(ROOT / "search_spaces" / "tabular_digits.yaml"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "data" / "tabular_digits.csv"))
+    parser.add_argument("--out", help="the table's CSV (default: tabular_digits.csv in a new temporary folder; "
+                                      "`--out benchmarks/data/tabular_digits.csv` replaces the committed table)")
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--limit", type=int, help="only the first N architectures of the grid")
     args = parser.parse_args(argv)
@@ -99,7 +103,7 @@ def main(argv: list[str]) -> None:
     size = build_space(config).size
     n_trials = min(size, args.limit or size)
     started = time.perf_counter()
-    out = Path(args.out)
+    out = Path(args.out or Path(tempfile.mkdtemp(prefix="ulsam-bench-table-")) / "tabular_digits.csv")
     built = pd.read_csv(out) if out.exists() else pd.DataFrame(columns=TABLE_COLUMNS)
     rows = built[~built["seed"].isin(args.seeds)].drop(columns="latency_ms").to_dict("records")  # other seeds stay
     timed, facts = dict(zip(built["arch"], built["latency_ms"])), None
@@ -127,3 +131,4 @@ def main(argv: list[str]) -> None:
         f"each ({len(table)} rows); final top-1 {final['top1'].min():.1f}-{final['top1'].max():.1f}% (mean "
         f"{final['top1'].mean():.2f}); latency {table['latency_ms'].min():.3g}-{table['latency_ms'].max():.3g} ms; "
         f"built in {time.perf_counter() - started:.0f} s")
+    Console().print(f"wrote {out}")

@@ -1,10 +1,16 @@
 """The table backend: a search answered from a tabular benchmark through the real runner; bad tables."""
 
+import hashlib
+import math
 import re
+import runpy
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import ray
@@ -94,20 +100,78 @@ def test_backend_config_names_its_table():
         tiny(backend={"name": "table"})
 
 
+SAMPLERS_BENCH = ROOT / "benchmarks" / "samplers.py"
+
+
+def test_igd_plus_and_front_share_match_a_hand_computed_example():
+    bench = runpy.run_path(str(SAMPLERS_BENCH))
+    front = np.array([[0.0, 20.0], [2.0, 10.0]])  # ideal (0, 10), nadir (2, 20): normalised (0, 1) and (1, 0)
+    # (1, 12) normalises to (0.5, 0.2): worse than (0, 1) by 0.5 in the first objective only, than (1, 0) by 0.2 in
+    # the second only, so IGD+ = (0.5 + 0.2) / 2.
+    assert bench["igd_plus"](np.array([[1.0, 12.0]]), front) == pytest.approx(0.35)
+    assert bench["igd_plus"](front, front) == 0.0
+    assert bench["igd_plus"](np.array([[-1.0, 5.0]]), front) == 0.0  # dominates the whole front
+    assert bench["igd_plus"](np.empty((0, 2)), front) == math.inf
+    assert bench["front_share"](["a", "c", "x"], ["a", "b", "c", "d"]) == 0.5
+
+
+def _rows(section: str) -> dict[str, list[tuple[float, float]]]:
+    """sampler -> [(mean, std), ...] from the rows of one printed table."""
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("│┃").split("│")]
+        if len(cells) > 1 and "±" in cells[1]:
+            rows[cells[0]] = [tuple(float(x) for x in c.split("±")) for c in cells[1:]]
+    return rows
+
+
 @pytest.mark.slow
-def test_the_sampler_benchmark_runs_on_a_slice_of_the_shipped_table(tmp_path):
+def test_the_sampler_benchmark_runs_on_a_slice_of_the_shipped_table():
     shipped = ROOT / "benchmarks" / "data" / "tabular_digits.csv"
     table = read_table(shipped)
     assert len(table.archs) == 125 and table.seeds == (0, 1) and table.epochs == 3
-    result = subprocess.run([str(Path(sys.executable).parent / "ulsam-search"), "bench", "samplers", "--quick",
-                             "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    committed = {path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+                 for path in sorted((ROOT / "benchmarks" / "data").iterdir())}
+    result = subprocess.run([str(Path(sys.executable).parent / "ulsam-search"), "bench", "samplers", "--quick"],
+                            capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    assert "Hypervolume / the exhaustive front's (125 architectures)" in result.stdout
-    runs = pd.read_csv(tmp_path / "samplers.csv")
+    assert committed == {path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+                         for path in sorted((ROOT / "benchmarks" / "data").iterdir())}  # not a byte changed
+    out = Path(re.search(r"\(folder (.+)\)\s*$", result.stdout).group(1))
+    try:
+        assert out.name.startswith("ulsam-bench-samplers-") and out.parent == Path(tempfile.gettempdir())
+        runs = pd.read_csv(out / "samplers.csv")
+        png = (out / "samplers.png").stat().st_size
+    finally:
+        shutil.rmtree(out)
+    seed = table.seeds[0]
+    final = table.frame[table.frame["seed"] == seed]
+    floor = final.loc[final["epoch"] == final["epoch"].max(), "top1"].min()  # the table's worst final top-1
+    assert (f"reference: top-1 floor {floor:.10g}% (the table's worst final top-1, seed {seed}), MACs 15.6111 M "
+            "(the baseline's)") in result.stdout
+    assert "exhaustive front, seed 0: 3 architectures" in result.stdout
+    assert "the best of the 8 with the fewest MACs" in result.stdout
+    assert "Goals: NSGA-II or TPE >= 0.95 of the hypervolume within 25% of the space" in result.stdout
+    assert re.search(r">= 0.95 within 25% of the space: (met|not met) \(nsga2 ", result.stdout)
+    assert re.search(r"above random at every budget beyond 10 trials: (met|not met)", result.stdout)
+
+    titles = ["Hypervolume / the exhaustive front's", "IGD+ to the exhaustive front", "Share of the exhaustive front"]
+    starts = [result.stdout.index(title) for title in titles] + [result.stdout.index("Goals:")]
+    hv, igd, share = (_rows(result.stdout[a:b]) for a, b in zip(starts, starts[1:]))
+    for rows in (hv, igd, share):
+        assert set(rows) == {"nsga2", "random", "cheapest alone"}
+        assert all(len(cells) == 2 for cells in rows.values())  # 5% and 10% of the space
+    assert all(math.isfinite(m) and 0 <= m <= 1.0 + 1e-9 for cells in hv.values() for m, _ in cells)
+    assert all(math.isfinite(m) and m >= 0 for cells in igd.values() for m, _ in cells)
+    assert all(0 <= m <= 1 for cells in share.values() for m, _ in cells)
+    assert hv["cheapest alone"][0] == (0.931, 0.0) and share["cheapest alone"][0] == (0.333, 0.0)
+
     assert set(runs["sampler"]) == {"nsga2", "random"} and set(runs["scheduler"]) == {"fifo", "mo-asha"}
-    assert set(runs["table_seed"]) == {table.seeds[0]} and set(runs["seed"]) == {0}
+    assert set(runs["table_seed"]) == {seed} and set(runs["seed"]) == {0}
     assert set(runs.loc[runs["scheduler"] == "mo-asha", "grace_period"]) == {2}
     assert runs.loc[runs["scheduler"] == "fifo", "grace_period"].isna().all()
     assert (runs.groupby(["sampler", "scheduler"])["trials"].max() == 12).all()  # 10% of 125
     assert "mo-asha, grace 2 epochs" in result.stdout and "whole search" in result.stdout
-    assert runs["hv_fraction"].between(0, 1 + 1e-9).all() and (tmp_path / "samplers.png").stat().st_size > 10_000
+    assert runs["hv_fraction"].between(0, 1 + 1e-9).all() and png > 10_000
+    assert (runs["igd_plus"] >= 0).all() and runs["front_share"].between(0, 1).all()
+    assert (runs["floor"] == floor).all() and (runs["reference_macs"] == 15611136).all()
