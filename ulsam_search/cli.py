@@ -427,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", help="report folder (default reports/<name>)")
     report.set_defaults(func=_cmd_report)
 
-    bench = sub.add_parser("bench", help="run a benchmark from benchmarks/ (all when no name is given)",
+    bench = sub.add_parser("bench", help="run a benchmark from benchmarks/ (without a name: all but build-table)",
                            add_help=False, formatter_class=argparse.RawDescriptionHelpFormatter)
     bench.add_argument("-h", "--help", action=_BenchHelp)
     bench.add_argument("name", nargs="?", help="benchmark name, e.g. ulsam")
