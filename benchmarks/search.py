@@ -160,7 +160,7 @@ def _print(rows: list[dict], images: int) -> None:
                "incl. start ": "scaling_with_startup", "2 processes, no Ray": "machine_scaling"}
     table.add_column("repeat (order)", no_wrap=True)
     for column in columns:
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="right", no_wrap=True)  # one line per row: the tests read them back
     ratio = {"scaling", "scaling_with_startup", "machine_scaling"}
     for row in rows:
         table.add_row(f"{row['repeat']} ({row['order']})", *(
@@ -169,7 +169,7 @@ def _print(rows: list[dict], images: int) -> None:
     table.add_row("median (min-max)", *(
         f"{statistics.median(v):.2f}{'x' if key in ratio else ''} ({min(v):.2f}-{max(v):.2f})"
         for key, v in spread.items()))
-    Console(width=220).print(table)
+    Console(width=300).print(table)
     print(f"overhead <= 0.5 s/trial (steady): {_verdict(spread['overhead_s_per_trial'], 0.5, True)}; "
           f"1 -> 2 concurrent >= 1.8x: {_verdict(spread['scaling'], 1.8, False)} "
           f"(this machine's own ceiling: {statistics.median(spread['machine_scaling']):.2f}x, "
