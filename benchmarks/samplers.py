@@ -171,14 +171,14 @@ def curve(trials: pd.DataFrame, config: SearchConfig, best: Exhaustive) -> pd.Da
     trained = trials["duplicate_of"].isna() & (trials["status"] != "INFEASIBLE")
     epochs = trials["epochs_done"].fillna(0).where(trained, 0).cumsum()
     fractions = hypervolume_history(trials, config.objectives, best.reference)["hypervolume"].to_numpy()
-    candidates = eligible(trials)
+    candidates = eligible(trials).assign(arch=lambda frame: frame["arch"].map(canonical))  # parsed once
     front_losses = minimised(best.front, config.objectives)
     igd, share, value, found = [], [], math.inf, 0.0
     for number in trials["number"]:
         if number in candidates["number"].values:  # the measures move only when a trial may join the front
             so_far = candidates[candidates["number"] <= number]
             value = igd_plus(minimised(pareto_set(so_far, config.objectives), config.objectives), front_losses)
-            found = front_share(so_far["arch"].map(canonical), best.front["arch"])
+            found = front_share(so_far["arch"], best.front["arch"])
         igd.append(value)
         share.append(found)
     return pd.DataFrame({"trials": np.arange(1, len(trials) + 1), "hv_fraction": fractions / best.hypervolume,
