@@ -36,11 +36,11 @@ def steps(device: str, work: Path) -> list[tuple[str, list[str], int]]:
     amps = ["bf16", "fp16"] if device == "cuda" else ["bf16"]
     return [
         ("CUDA tests", [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "-m", "cuda",
-                        str(ROOT / "tests" / "test_cuda.py")], 120),
-        (f"bench ulsam --device {device}", [EXE, "bench", "ulsam", "--device", device], 120),
-        (f"bench train --device {device}", [EXE, "bench", "train", "--device", device, "--repeats", "3"], 150),
+                        str(ROOT / "tests" / "test_cuda.py")], 90),
+        (f"bench ulsam --device {device}", [EXE, "bench", "ulsam", "--device", device], 90),
+        (f"bench train --device {device}", [EXE, "bench", "train", "--device", device, "--repeats", "3"], 120),
         *((f"4-trial search, resources.gpu {gpu}, {amp}", [*search, "--name", f"gpu-check-{amp}",
-                                                            "--set", f"training.amp={amp}"], 90) for amp in amps),
+                                                            "--set", f"training.amp={amp}"], 60) for amp in amps),
     ]
 
 
