@@ -31,9 +31,9 @@ from rich.console import Console
 from ulsam_search._io import atomic_path
 from ulsam_search.config import SearchConfig, load_search_config
 from ulsam_search.report import RunFacts
-from ulsam_search.search import STUDY_NAME, run_search
-from ulsam_search.space import build_space
-from ulsam_search.tabular import TABLE_COLUMNS
+from ulsam_search.search.runner import STUDY_NAME, run_search
+from ulsam_search.search.space import build_space
+from ulsam_search.search.backends.table import TABLE_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,7 +67,7 @@ def quiet_latency(config: SearchConfig, facts: RunFacts, archs: list[str], conso
     on the CPU): the trials' own timings share the machine with other trials and are noisier."""
     import torch
 
-    from ulsam_search.arch import build_model
+    from ulsam_search.models.arch import build_model
     from ulsam_search.cost import measure_latency
 
     settings = config.latency

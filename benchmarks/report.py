@@ -24,8 +24,8 @@ from rich.table import Table
 from ulsam_search.config import load_search_config
 from ulsam_search.cost import count_cost
 from ulsam_search.report import RunFacts, write_report
-from ulsam_search.results import COLUMNS
-from ulsam_search.space import build_space, param_name
+from ulsam_search.search.records import COLUMNS
+from ulsam_search.search.space import build_space, param_name
 
 QUICKSTART = Path(__file__).resolve().parent.parent / "search_spaces" / "quickstart.yaml"
 

@@ -63,13 +63,13 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from ulsam_search.arch import Architecture
+from ulsam_search.models.arch import Architecture
 from ulsam_search.config import SearchConfig, load_search_config
 from ulsam_search.errors import InvalidInput
 from ulsam_search.report import RunFacts, hypervolume, hypervolume_history, normalised_losses, reference_point
-from ulsam_search.results import OBJECTIVE_COLUMNS, eligible, pareto_set
-from ulsam_search.search import prepare_run, run_search
-from ulsam_search.tabular import read_table
+from ulsam_search.search.records import OBJECTIVE_COLUMNS, eligible, pareto_set
+from ulsam_search.search.runner import prepare_run, run_search
+from ulsam_search.search.backends.table import read_table
 
 ROOT = Path(__file__).resolve().parent.parent
 LEVELS = (0.9, 0.95, 0.98)

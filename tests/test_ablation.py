@@ -14,7 +14,7 @@ import pytest
 from ulsam_search.ablation import PAPER_RESULTS, ablation_config, build_cell_space, cell_statistics, study_cells
 from ulsam_search.config import SearchConfig, load_search_config
 from ulsam_search.errors import InvalidInput
-from ulsam_search.results import COLUMNS
+from ulsam_search.search.records import COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -3,8 +3,8 @@ import torch
 import torchvision
 
 from ulsam_search import block_table
-from ulsam_search.backbones import get_backbone
-from ulsam_search.backbones.mobilenet_v2 import mobilenet_v2
+from ulsam_search.models.backbones import get_backbone
+from ulsam_search.models.backbones.mobilenet_v2 import mobilenet_v2
 
 
 def test_v2_without_ulsam_is_torchvisions_mobilenet_v2():

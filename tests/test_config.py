@@ -59,7 +59,7 @@ def test_defaults_name_overrides_and_yaml_round_trip(tmp_path):
 def test_shipped_configs_are_valid():
     from pathlib import Path
 
-    from ulsam_search.space import build_space
+    from ulsam_search.search.space import build_space
 
     shipped = sorted((Path(__file__).parent.parent / "search_spaces").glob("*.yaml"))
     assert {p.stem for p in shipped} >= {"quickstart", "mobilenet_v2_imagenet", "mobilenet_v1_imagenet",

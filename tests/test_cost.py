@@ -100,7 +100,7 @@ def test_measure_latency():
 
 def test_latency_is_timed_as_the_trial_trains_unless_asked_for_fp32():
     from ulsam_search.config import SearchConfig
-    from ulsam_search.search import _latency_runtime
+    from ulsam_search.search.runner import _latency_runtime
 
     model = build_model("mobilenet_v2@0.35:12=4", num_classes=10, small_input=True)
     seen = []

@@ -79,7 +79,7 @@ def test_a_local_ray_instance_has_no_dashboard_unless_asked():
     import ray
 
     from ulsam_search.config import SearchConfig
-    from ulsam_search.search import _connect_ray
+    from ulsam_search.search.runner import _connect_ray
 
     assert SearchConfig().ray.dashboard is False
     assert _connect_ray(None, SearchConfig().ray.dashboard)
@@ -95,7 +95,7 @@ def test_a_dashboard_asked_for_answers_on_127_0_0_1_and_on_no_other_interface():
     import ray
 
     from ulsam_search.config import SearchConfig
-    from ulsam_search.search import _connect_ray
+    from ulsam_search.search.runner import _connect_ray
 
     config = SearchConfig(ray={"dashboard": True})
     assert not ray.is_initialized()  # else _connect_ray would join it and start nothing
@@ -150,8 +150,8 @@ def test_optuna_dashboard_serves_a_runs_study_with_its_metric_names(tmp_path):
     import ray
 
     from ulsam_search.config import load_search_config
-    from ulsam_search.results import OBJECTIVE_COLUMNS
-    from ulsam_search.search import STUDY_NAME, run_search
+    from ulsam_search.search.records import OBJECTIVE_COLUMNS
+    from ulsam_search.search.runner import STUDY_NAME, run_search
 
     executable = Path(sys.executable).parent / "optuna-dashboard"
     if not executable.exists():

@@ -17,8 +17,8 @@ import ray
 from test_report import make_run
 from test_search import BASELINE, _study, tiny
 from ulsam_search.report import read_trials, write_report
-from ulsam_search.results import pareto_set, write_table
-from ulsam_search.search import run_search
+from ulsam_search.search.records import pareto_set, write_table
+from ulsam_search.search.runner import run_search
 
 pytestmark = pytest.mark.slow
 
@@ -104,7 +104,7 @@ import sys
 from pathlib import Path
 import pandas as pd
 from ulsam_search.report import write_report
-from ulsam_search.results import write_table
+from ulsam_search.search.records import write_table
 kind, run, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 tables = [pd.read_csv(run / "small.csv"), pd.read_csv(run / "large.csv")]
 print("ready", flush=True)

@@ -14,7 +14,7 @@ from PIL import Image
 
 from ulsam_search.config import SearchConfig
 from ulsam_search.report import RunFacts, hypervolume, hypervolume_history, knee_point, read_trials, write_report
-from ulsam_search.results import COLUMNS, pareto_mask
+from ulsam_search.search.records import COLUMNS, pareto_mask
 
 BASELINE = RunFacts(input_size=32, num_classes=10, small_input=True, baseline_arch="mobilenet_v2@0.35",
                     baseline_macs=1000, baseline_params=100)

@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 
-from ulsam_search.results import COLUMNS, pareto_mask, pareto_set, write_table
+from ulsam_search.search.records import COLUMNS, pareto_mask, pareto_set, write_table
 
 
 def test_pareto_mask_minimises_and_maximises():

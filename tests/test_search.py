@@ -18,8 +18,8 @@ import yaml
 from ulsam_search.config import SearchConfig
 from ulsam_search.cost import count_cost
 from ulsam_search.report import write_report
-from ulsam_search.results import pareto_set
-from ulsam_search.search import STUDY_NAME, run_search
+from ulsam_search.search.records import pareto_set
+from ulsam_search.search.runner import STUDY_NAME, run_search
 
 pytestmark = pytest.mark.slow
 
@@ -208,8 +208,8 @@ def test_resume_after_the_driver_is_killed(tmp_path):
 
 
 def test_a_grid_search_visits_the_baseline_first_and_every_point_once():
-    from ulsam_search.search import make_sampler
-    from ulsam_search.space import build_space
+    from ulsam_search.search.runner import make_sampler
+    from ulsam_search.search.space import build_space
 
     config = tiny(space={"blocks": [7, 9], "groups": [1, 2]}, sampler={"name": "grid", "seed": 5})
     space = build_space(config)
@@ -223,8 +223,8 @@ def test_every_sampler_survives_the_pickling_ray_tune_gives_the_searcher(name):
     """Optuna 5.1's NSGA-II holds a thread lock: pickled with the searcher as Ray Tune does, a search crashed."""
     import ray.cloudpickle
 
-    from ulsam_search.search import make_sampler
-    from ulsam_search.space import build_space
+    from ulsam_search.search.runner import make_sampler
+    from ulsam_search.search.space import build_space
 
     config = tiny(space={"blocks": [7, 9], "groups": [1, 2]}, sampler={"name": name, "seed": 5})
     space = build_space(config)

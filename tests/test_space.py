@@ -1,10 +1,10 @@
 import optuna
 import pytest
 
-from ulsam_search.arch import Architecture
+from ulsam_search.models.arch import Architecture
 from ulsam_search.config import SearchConfig
 from ulsam_search.errors import InvalidInput
-from ulsam_search.space import build_space, param_name
+from ulsam_search.search.space import build_space, param_name
 
 
 def _space(**kw):

@@ -17,8 +17,8 @@ import ray
 
 from test_search import BASELINE, _study, tiny
 from ulsam_search.errors import InvalidInput
-from ulsam_search.search import prepare_run, run_search
-from ulsam_search.tabular import TABLE_COLUMNS, read_table
+from ulsam_search.search.runner import prepare_run, run_search
+from ulsam_search.search.backends.table import TABLE_COLUMNS, read_table
 
 ROOT = Path(__file__).resolve().parent.parent
 ARCHS = [BASELINE, f"{BASELINE}:8+1", f"{BASELINE}:8+2", f"{BASELINE}:8=1", f"{BASELINE}:8=2"]

@@ -3,16 +3,16 @@
 The public API; everything else is an implementation detail.
 """
 
-from .arch import Architecture, LoadReport, Placement, build_model, load_matching_state_dict, valid_groups
-from .attention import create_attention, get_attention
-from .backbones import Block, block_table
+from .models.arch import Architecture, LoadReport, Placement, build_model, load_matching_state_dict, valid_groups
+from .models.attention import create_attention, get_attention
+from .models.backbones import Block, block_table
 from .cost import Cost, Latency, count_cost, count_model, measure_latency
 from .data import DATASETS, DataBundle, load_data
 from .errors import InvalidInput
 from .train import (EpochMetrics, TrainConfig, TrainingDiverged, TrainResult, evaluate, fit, load_checkpoint,
                     load_pretrained, seed_everything)
-from .ulsam import ULSAM, OfficialULSAM, convert_official_state_dict
-from .variants import VARIANTS, Variant, resolve_arch
+from .models.attention.ulsam import ULSAM, OfficialULSAM, convert_official_state_dict
+from .models.variants import VARIANTS, Variant, resolve_arch
 
 __version__ = "0.1.0"
 

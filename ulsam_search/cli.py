@@ -20,13 +20,13 @@ from rich.console import Console
 from rich.table import Table
 
 from ._io import absolute, atomic_path
-from .arch import build_model
+from .models.arch import build_model
 from .cost import CONVENTIONS, count_cost
 from .data import DATASETS, DATASETS_ON_DISK, data_root, dataset_info, load_data
 from .errors import InvalidInput, NothingTrained
 from .train import AMP_MODES, DEVICES, OPTIMIZERS, TrainConfig, fit, load_checkpoint, load_pretrained, \
     resolve_runtime, run_facts, seed_everything
-from .variants import DEFAULT_GROUPS, VARIANTS, resolve_arch
+from .models.variants import DEFAULT_GROUPS, VARIANTS, resolve_arch
 
 BENCHMARKS_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -260,7 +260,7 @@ def _finish_run(table, config, root: Path, reports_dir: str) -> None:
     """Print what the run holds and write its report; the last line says how many trials failed, and a run in
     which no trial completed raises ``NothingTrained`` (exit 1) after its report is written."""
     from .report import write_report
-    from .results import pareto_set
+    from .search.records import pareto_set
 
     counts = table["status"].value_counts().to_dict()
     front = pareto_set(table, config.objectives)
@@ -297,7 +297,7 @@ def _failure_line(table) -> str:
 def _cmd_ablate(args) -> None:
     from .ablation import ablation_config
     from .config import load_search_config
-    from .search import run_search
+    from .search.runner import run_search
 
     config = ablation_config(load_search_config(args.config, args.set, args.name).with_overrides(
         address=args.address))
@@ -314,7 +314,7 @@ def _cmd_report(args) -> None:
 
 def _cmd_run(args) -> None:
     from .config import load_search_config
-    from .search import run_search
+    from .search.runner import run_search
 
     config = load_search_config(args.config, args.set, args.name).with_overrides(n_trials=args.n_trials,
                                                                                  address=args.address)
@@ -327,7 +327,7 @@ def _cmd_run(args) -> None:
 
 def _cmd_resume(args) -> None:
     from .config import load_search_config
-    from .search import resume_search
+    from .search.runner import resume_search
 
     table = resume_search(args.run_dir, progress=not args.quiet, address=args.address)
     _finish_run(table, load_search_config(Path(args.run_dir) / "config.yaml"), Path(args.run_dir), args.reports_dir)

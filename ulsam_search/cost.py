@@ -25,9 +25,9 @@ import torch
 from thop import profile
 from torch import nn
 
-from .arch import Architecture, build_model
+from .models.arch import Architecture, build_model
 from .errors import InvalidInput
-from .ulsam import ULSAM
+from .models.attention.ulsam import ULSAM
 
 CONVENTIONS = ("paper", "full")
 

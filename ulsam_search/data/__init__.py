@@ -23,8 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._io import absolute
-from .errors import InvalidInput
+from .._io import absolute
+from ..errors import InvalidInput
 
 DATASETS = ("digits", "cifar10", "cifar100", "imagefolder", "fake")
 DATASETS_ON_DISK = ("cifar10", "cifar100", "imagefolder")  # the ones read from a data root

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .errors import InvalidInput
+from ...errors import InvalidInput
 from .ulsam import ULSAM
 
 _ATTENTION_LAYERS: dict[str, type[nn.Module]] = {"ulsam": ULSAM}

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import InvalidInput
-from .train import EpochMetrics
+from ...errors import InvalidInput
+from ...train import EpochMetrics
 
 TABLE_COLUMNS = ("arch", "seed", "epoch", "top1", "top5", "val_loss", "train_seconds", "macs", "params",
                  "latency_ms")

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .report import ReportData, baseline_latency, fmt, timed_latency
-from .results import COMPLETE, PRUNED
+from . import ReportData, baseline_latency, fmt, timed_latency
+from ..search.records import COMPLETE, PRUNED
 
 FRONT_COLOUR, DOMINATED_COLOUR, PRUNED_COLOUR, BASELINE_COLOUR = "#d62728", "#7f7f7f", "#bbbbbb", "#000000"
 COST_AXES = {"macs": "MACs", "params": "parameters", "latency_ms": "latency"}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from ..errors import InvalidInput
+from ...errors import InvalidInput
 from . import mobilenet_v1, mobilenet_v2
 from ._common import Block
 

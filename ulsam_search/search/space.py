@@ -11,10 +11,10 @@ import math
 from dataclasses import dataclass
 from typing import Mapping
 
-from .arch import INSERT, REPLACE, Architecture, Placement, valid_groups
-from .backbones import get_backbone
-from .config import SearchConfig
-from .errors import InvalidInput
+from ..models.arch import INSERT, REPLACE, Architecture, Placement, valid_groups
+from ..models.backbones import get_backbone
+from ..config import SearchConfig
+from ..errors import InvalidInput
 
 NONE = "none"
 PARAM_PREFIX = "block_"

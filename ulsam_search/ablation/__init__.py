@@ -19,13 +19,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .arch import INSERT, REPLACE, Architecture, Placement
-from .config import SearchConfig
-from .errors import InvalidInput
-from .report import markdown_table
-from .results import COMPLETE
-from .space import param_name
-from .variants import VARIANTS, resolve_arch
+from ..models.arch import INSERT, REPLACE, Architecture, Placement
+from ..config import SearchConfig
+from ..errors import InvalidInput
+from ..report import markdown_table
+from ..search.records import COMPLETE
+from ..search.space import param_name
+from ..models.variants import VARIANTS, resolve_arch
 
 # The paper's single-run numbers (docs/paper.md), top-1 / top-5 (None where only top-1 was given):
 # (table, canonical ARCH) -> (top1, top5).

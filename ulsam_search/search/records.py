@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ._io import atomic_path
+from .._io import atomic_path
 
 COMPLETE, PRUNED, FAILED, INFEASIBLE = "COMPLETE", "PRUNED", "FAILED", "INFEASIBLE"
 STATUSES = (COMPLETE, PRUNED, FAILED, INFEASIBLE)

@@ -27,14 +27,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import SearchConfig, load_search_config
-from .errors import InvalidInput
-from ._io import atomic_path, exchange, fsync_path, remove_leftovers, temporary_name
-from .results import (COMPLETE, FAILED, INFEASIBLE, OBJECTIVE_COLUMNS, PRUNED, STATUSES, TEXT_COLUMNS, eligible,
+from ..config import SearchConfig, load_search_config
+from ..errors import InvalidInput
+from .._io import atomic_path, exchange, fsync_path, remove_leftovers, temporary_name
+from ..search.records import (COMPLETE, FAILED, INFEASIBLE, OBJECTIVE_COLUMNS, PRUNED, STATUSES, TEXT_COLUMNS, eligible,
                       pareto_mask, pareto_set)
-from .space import PARAM_PREFIX
-from .arch import Architecture
-from .variants import VARIANTS
+from ..search.space import PARAM_PREFIX
+from ..models.arch import Architecture
+from ..models.variants import VARIANTS
 
 NUMERIC_COLUMNS = ("number", "top1", "top5", "macs", "params", "epochs_done", "epochs_budget", "seconds",
                    "started_at", "latency_ms")
@@ -403,7 +403,7 @@ def _write_ablation(data: ReportData, folder: Path) -> str:
     """ablation.csv, ablation.md and their PNGs; returns the HTML section for index.html."""
     import html
 
-    from .ablation import ablation_markdown, ablation_tables, cell_statistics
+    from ..ablation import ablation_markdown, ablation_tables, cell_statistics
     from .plots import ablation_figures, write_ablation_pngs
 
     stats = cell_statistics(data.config, data.table)

@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._io import atomic_path
-from .arch import LoadReport, load_matching_state_dict
-from .data import DataBundle
-from .errors import InvalidInput
+from .._io import atomic_path
+from ..models.arch import LoadReport, load_matching_state_dict
+from ..data import DataBundle
+from ..errors import InvalidInput
 
 OPTIMIZERS = ("sgd", "adamw")
 AMP_MODES = ("auto", "off", "bf16", "fp16")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .arch import Architecture
-from .errors import InvalidInput
+from ..errors import InvalidInput
 
 DEFAULT_GROUPS = 4
 

@@ -18,8 +18,8 @@ from torch import nn
 
 from .attention import create_attention
 from .backbones import Block, block_table, get_backbone
-from .errors import InvalidInput
-from .ulsam import convert_official_state_dict
+from ..errors import InvalidInput
+from .attention.ulsam import convert_official_state_dict
 
 INSERT, REPLACE = "insert", "replace"
 _OP_SYMBOL = {INSERT: "+", REPLACE: "="}

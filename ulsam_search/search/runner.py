@@ -27,18 +27,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .ablation import build_cell_space
-from ._io import atomic_path
-from .arch import Architecture, build_model
-from .config import OBJECTIVES, SearchConfig, load_search_config
-from .cost import count_cost, measure_latency
-from .data import dataset_info, load_data
-from .errors import InvalidInput
-from .report import RunFacts
-from .results import COMPLETE, FAILED, INFEASIBLE, OBJECTIVE_COLUMNS, PRUNED, pareto_set, trials_table, write_table
+from ..ablation import build_cell_space
+from .._io import atomic_path
+from ..models.arch import Architecture, build_model
+from ..config import OBJECTIVES, SearchConfig, load_search_config
+from ..cost import count_cost, measure_latency
+from ..data import dataset_info, load_data
+from ..errors import InvalidInput
+from ..report import RunFacts
+from .records import COMPLETE, FAILED, INFEASIBLE, OBJECTIVE_COLUMNS, PRUNED, pareto_set, trials_table, write_table
 from .space import SearchSpace, build_space, param_name
-from .tabular import load_table, read_table
-from .train import (EpochMetrics, autocast_dtype, load_checkpoint, load_pretrained, run_facts, seed_everything,
+from .backends.table import load_table, read_table
+from ..train import (EpochMetrics, autocast_dtype, load_checkpoint, load_pretrained, run_facts, seed_everything,
                     train_epochs)
 
 STUDY_NAME = "ulsam-search"
