@@ -30,7 +30,7 @@ from rich.console import Console
 
 from ulsam_search._io import atomic_path
 from ulsam_search.config import SearchConfig, load_search_config
-from ulsam_search.report import RunFacts
+from ulsam_search.search.rundir import RunFacts
 from ulsam_search.search.runner import STUDY_NAME, run_search
 from ulsam_search.search.space import build_space
 from ulsam_search.search.backends.table import TABLE_COLUMNS

@@ -23,7 +23,8 @@ from rich.table import Table
 
 from ulsam_search.config import load_search_config
 from ulsam_search.cost import count_cost
-from ulsam_search.report import RunFacts, write_report
+from ulsam_search.report import write_report
+from ulsam_search.search.rundir import RunFacts
 from ulsam_search.search.records import COLUMNS
 from ulsam_search.search.space import build_space, param_name
 

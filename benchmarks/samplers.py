@@ -66,7 +66,8 @@ from rich.table import Table
 from ulsam_search.models.arch import Architecture
 from ulsam_search.config import SearchConfig, load_search_config
 from ulsam_search.errors import InvalidInput
-from ulsam_search.report import RunFacts, hypervolume, hypervolume_history, normalised_losses, reference_point
+from ulsam_search.report import hypervolume, hypervolume_history, normalised_losses, reference_point
+from ulsam_search.search.rundir import RunFacts
 from ulsam_search.search.records import OBJECTIVE_COLUMNS, eligible, pareto_set
 from ulsam_search.search.runner import prepare_run, run_search
 from ulsam_search.search.backends.table import read_table

@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 from ulsam_search.config import SearchConfig
-from ulsam_search.report import RunFacts, hypervolume, hypervolume_history, knee_point, read_trials, write_report
+from ulsam_search.report import hypervolume, hypervolume_history, knee_point, read_trials, write_report
+from ulsam_search.search.rundir import RunFacts
 from ulsam_search.search.records import COLUMNS, pareto_mask
 
 BASELINE = RunFacts(input_size=32, num_classes=10, small_input=True, baseline_arch="mobilenet_v2@0.35",

@@ -105,7 +105,27 @@ class Architecture:
     def choices(self) -> dict[int, str]:
         """Block index -> ``none``, ``+g`` or ``=g`` for every block of the backbone."""
         chosen = {p.block: p.choice for p in self.placements}
-        return {b.index: chosen.get(b.index, "none") for b in self.blocks()}
+        return {b.index: chosen.get(b.index, NONE) for b in self.blocks()}
+
+
+NONE = "none"  # the choice of a block without ULSAM
+_CHOICE = re.compile(r"^(?P<op>[+=])(?P<groups>[0-9]+)$")
+
+
+def parse_choice(block: int, choice: str) -> Placement | None:
+    """The one reader of a per-block choice as trials.csv and the Optuna study store it: ``none``, ``+g``, ``=g``."""
+    if choice == NONE:
+        return None
+    match = _CHOICE.match(choice)
+    if match is None:
+        raise InvalidInput(f"malformed choice '{choice}' for block {block}: expected none, +g (insert) or =g (replace)")
+    return Placement(block, INSERT if match["op"] == "+" else REPLACE, int(match["groups"]))
+
+
+def choice_rank(choice: str, order: tuple[str | None, ...] = (None, INSERT, REPLACE)) -> tuple[int, int]:
+    """A sort key of a choice: its op's position in ``order`` (None stands for ``none``), then g."""
+    placement = parse_choice(0, choice)
+    return (order.index(None), 0) if placement is None else (order.index(placement.op), placement.groups)
 
 
 def valid_groups(channels: int) -> list[int]:

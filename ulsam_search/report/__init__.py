@@ -29,38 +29,16 @@ import pandas as pd
 
 from ..config import SearchConfig, load_search_config
 from ..errors import InvalidInput
-from .._io import atomic_path, exchange, fsync_path, remove_leftovers, temporary_name
+from .._io import exchange, fsync_path, remove_leftovers, temporary_name
 from ..search.records import (COMPLETE, FAILED, INFEASIBLE, OBJECTIVE_COLUMNS, PRUNED, STATUSES, TEXT_COLUMNS, eligible,
                       pareto_mask, pareto_set)
+from ..search.rundir import RunFacts
 from ..search.space import PARAM_PREFIX
 from ..models.arch import Architecture
 from ..models.variants import VARIANTS
 
 NUMERIC_COLUMNS = ("number", "top1", "top5", "macs", "params", "epochs_done", "epochs_budget", "seconds",
                    "started_at", "latency_ms")
-
-
-@dataclass(frozen=True)
-class RunFacts:
-    """What a run resolved when it started (``run.json``): the data's shape and the baseline's cost."""
-
-    input_size: int
-    num_classes: int
-    small_input: bool
-    baseline_arch: str
-    baseline_macs: int
-    baseline_params: int
-
-    def write(self, path: Path) -> None:
-        with atomic_path(path) as temporary:
-            temporary.write_text(json.dumps(self.__dict__, indent=2) + "\n")
-
-    @classmethod
-    def read(cls, path: Path) -> RunFacts:
-        try:
-            return cls(**json.loads(path.read_text()))
-        except (OSError, ValueError, TypeError) as error:
-            raise InvalidInput(f"{path}: unreadable run facts ({type(error).__name__}: {error})") from None
 
 
 @dataclass

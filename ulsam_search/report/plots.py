@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import ReportData, baseline_latency, fmt, timed_latency
+from ..models.arch import choice_rank
 from ..search.records import COMPLETE, PRUNED
 
 FRONT_COLOUR, DOMINATED_COLOUR, PRUNED_COLOUR, BASELINE_COLOUR = "#d62728", "#7f7f7f", "#bbbbbb", "#000000"
@@ -49,7 +50,7 @@ def _baseline_cost(data: ReportData, column: str) -> float | None:
 
 def _choice_key(choice: str) -> tuple[int, int]:
     """Axis order of per-block choices: none, then inserts, then replaces, each by g."""
-    return {"n": 0, "+": 1, "=": 2}[choice[0]], int(choice[1:]) if choice != "none" else 0
+    return choice_rank(choice)
 
 
 def _choice_order(data: ReportData, block: str) -> list[str]:

@@ -34,7 +34,7 @@ from ..config import OBJECTIVES, SearchConfig, load_search_config
 from ..cost import count_cost, measure_latency
 from ..data import dataset_info, load_data
 from ..errors import InvalidInput
-from ..report import RunFacts
+from .rundir import RunFacts, RunPaths
 from .records import COMPLETE, FAILED, INFEASIBLE, OBJECTIVE_COLUMNS, PRUNED, pareto_set, trials_table, write_table
 from .space import SearchSpace, build_space, param_name
 from .backends.table import load_table, read_table
@@ -42,39 +42,6 @@ from ..train import (EpochMetrics, autocast_dtype, load_checkpoint, load_pretrai
                     train_epochs)
 
 STUDY_NAME = "ulsam-search"
-
-
-@dataclass(frozen=True)
-class RunPaths:
-    root: Path
-
-    @property
-    def config(self) -> Path:
-        return self.root / "config.yaml"
-
-    @property
-    def trials(self) -> Path:
-        return self.root / "trials.csv"
-
-    @property
-    def journal(self) -> Path:
-        return self.root / "optuna.log"
-
-    @property
-    def ray(self) -> Path:
-        return self.root / "ray"
-
-    @property
-    def facts(self) -> Path:
-        return self.root / "run.json"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.root / "checkpoints"
-
-    @property
-    def latency(self) -> Path:
-        return self.root / "latency.json"
 
 
 @dataclass(frozen=True)

@@ -11,24 +11,17 @@ import math
 from dataclasses import dataclass
 from typing import Mapping
 
-from ..models.arch import INSERT, REPLACE, Architecture, Placement, valid_groups
+from ..models.arch import INSERT, NONE, REPLACE, Architecture, choice_rank, parse_choice, valid_groups
 from ..models.backbones import get_backbone
 from ..config import SearchConfig
 from ..errors import InvalidInput
 
-NONE = "none"
 PARAM_PREFIX = "block_"
 
 
 def param_name(block: int) -> str:
     """The Optuna parameter and trials.csv column of a candidate block."""
     return f"{PARAM_PREFIX}{block}"
-
-
-def parse_choice(block: int, choice: str) -> Placement | None:
-    if choice == NONE:
-        return None
-    return Placement(block, INSERT if choice[0] == "+" else REPLACE, int(choice[1:]))
 
 
 @dataclass(frozen=True)
@@ -88,8 +81,7 @@ class SearchSpace:
         parameters grow with g) and all are equal under ``paper``: the smallest g is cheapest under both.
         """
         def rank(choice: str) -> tuple[int, int]:
-            kind = {"=": 0, "n": 1, "+": 2}[choice[0]]
-            return kind, int(choice[1:]) if choice != NONE else 0
+            return choice_rank(choice, order=(REPLACE, None, INSERT))
 
         return self.architecture({block: min(options, key=rank) for block, options in self.choices})
 
