@@ -1,25 +1,26 @@
 """ulsam-search: where ULSAM goes in a MobileNet, with how many subspaces, and what it costs.
 
-The public API; everything else is an implementation detail.
+The public API; everything else is an implementation detail. Names are imported on first use, so importing the
+package imports neither torch nor Ray.
 """
 
-from .models.arch import Architecture, LoadReport, Placement, build_model, load_matching_state_dict, valid_groups
-from .models.attention import create_attention, get_attention
-from .models.backbones import Block, block_table
-from .cost import Cost, Latency, count_cost, count_model, measure_latency
-from .data import DATASETS, DataBundle, load_data
-from .errors import InvalidInput
-from .train import (EpochMetrics, TrainConfig, TrainingDiverged, TrainResult, evaluate, fit, load_checkpoint,
-                    load_pretrained, seed_everything)
-from .models.attention.ulsam import ULSAM, OfficialULSAM, convert_official_state_dict
-from .models.variants import VARIANTS, Variant, resolve_arch
+from ._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "DATASETS", "Architecture", "Block", "Cost", "DataBundle", "EpochMetrics", "InvalidInput", "Latency", "LoadReport",
-    "OfficialULSAM", "Placement", "TrainConfig", "TrainResult", "TrainingDiverged", "ULSAM", "VARIANTS", "Variant",
-    "block_table", "build_model", "convert_official_state_dict", "count_cost", "count_model", "create_attention",
-    "evaluate", "fit", "get_attention", "load_checkpoint", "load_data", "load_matching_state_dict", "load_pretrained",
-    "measure_latency", "resolve_arch", "seed_everything", "valid_groups",
-]
+_EXPORTS = {
+    "Architecture": ".models", "Block": ".models", "LoadReport": ".models", "OfficialULSAM": ".models",
+    "Placement": ".models", "ULSAM": ".models", "VARIANTS": ".models", "Variant": ".models",
+    "block_table": ".models", "build_model": ".models", "convert_official_state_dict": ".models",
+    "create_attention": ".models", "get_attention": ".models", "load_matching_state_dict": ".models",
+    "resolve_arch": ".models", "valid_groups": ".models",
+    "Cost": ".cost", "Latency": ".cost", "count_cost": ".cost", "count_model": ".cost", "measure_latency": ".cost",
+    "DATASETS": ".data", "DataBundle": ".data", "load_data": ".data",
+    "InvalidInput": ".errors",
+    "EpochMetrics": ".train", "TrainConfig": ".train", "TrainResult": ".train", "TrainingDiverged": ".train",
+    "evaluate": ".train", "fit": ".train", "load_checkpoint": ".train", "load_pretrained": ".train",
+    "seed_everything": ".train",
+    "run_search": ".workflows", "resume_search": ".workflows", "write_report": ".report",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
