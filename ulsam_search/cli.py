@@ -12,21 +12,23 @@ import json
 import math
 import runpy
 import sys
-import tempfile
-from dataclasses import asdict
+from dataclasses import fields
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from ._io import absolute, atomic_path
-from .models.arch import build_model
-from .cost import CONVENTIONS, count_cost
-from .data import DATASETS, DATASETS_ON_DISK, data_root, dataset_info, load_data
+from .config import load_search_config
+from .cost import CONVENTIONS
+from .data import DATASETS
 from .errors import InvalidInput, NothingTrained
-from .train import AMP_MODES, DEVICES, OPTIMIZERS, TrainConfig, fit, load_checkpoint, load_pretrained, \
-    resolve_runtime, run_facts, seed_everything
-from .models.variants import DEFAULT_GROUPS, VARIANTS, resolve_arch
+from .models import VARIANTS, resolve_arch
+from .models.variants import DEFAULT_GROUPS
+from .report import write_report
+from .search.records import pareto_set
+from .train import AMP_MODES, DEVICES, OPTIMIZERS
+from .workflows import (TrainRequest, check_trained, cost_record, resume_search, run_search, search_config,
+                        status_counts, train_architecture)
 
 BENCHMARKS_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -73,14 +75,7 @@ def _add_cost_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _cost_record(arch, args) -> dict:
-    cost = count_cost(arch, args.input_size, args.num_classes, args.convention, args.small_input)
-    record = {"arch": str(arch), "backbone": arch.backbone, "width": arch.width, "input_size": args.input_size,
-              "num_classes": args.num_classes, "convention": args.convention, "small_input": args.small_input,
-              "params": cost.params, "macs": cost.macs, "flops": cost.flops}
-    if arch.placements:
-        base = count_cost(arch.baseline, args.input_size, args.num_classes, args.convention, args.small_input)
-        record.update(baseline_params=base.params, baseline_macs=base.macs)
-    return record
+    return cost_record(arch, args.input_size, args.num_classes, args.convention, args.small_input)
 
 
 def _delta(value: int, base: int | None) -> str:
@@ -127,98 +122,22 @@ def _cmd_variants(args) -> None:
     _console().print(table)
 
 
-def _check_out_dir(out: Path, resuming: bool) -> None:
-    """Refuse an --out that cannot be written or already holds another run, before anything is written."""
-    if out.exists() and not out.is_dir():
-        raise InvalidInput(f"--out {out} exists and is not a directory")
-    if (out / "checkpoint.pt").exists() and not resuming:
-        raise InvalidInput(f"--out {out} already holds a run (checkpoint.pt); continue it with --resume {out} or "
-                           f"choose another --out")
-    parent = out
-    while not parent.exists():
-        parent = parent.parent
-    try:
-        if not parent.is_dir():
-            raise NotADirectoryError(f"{parent} is not a directory")
-        tempfile.TemporaryFile(dir=parent).close()
-    except OSError as error:
-        raise InvalidInput(f"--out {out} is not writable ({error})") from None
-
-
-def _resume_state(resume: Path | None, arch) -> dict | None:
-    if resume is None:
-        return None
-    state = load_checkpoint(resume / "checkpoint.pt" if resume.is_dir() else resume)
-    if state["arch"] != str(arch):
-        raise InvalidInput(f"cannot resume: the checkpoint trained {state['arch']}, not {arch}")
-    return state
-
-
 def _cmd_train(args) -> None:
-    arch = resolve_arch(args.arch)
-    config = TrainConfig(epochs=args.epochs, lr=args.lr, optimizer=args.optimizer, weight_decay=args.weight_decay,
-                         warmup_epochs=args.warmup_epochs, label_smoothing=args.label_smoothing,
-                         grad_clip=args.grad_clip, amp=args.amp, channels_last=args.channels_last,
-                         compile=args.compile, seed=args.seed, device=args.device)
-    device, _ = resolve_runtime(config)
-    out, resume_path, pretrained_path = (absolute(p) if p else None for p in (args.out, args.resume, args.pretrained))
-    if out is None and resume_path is not None and resume_path.is_dir():
-        out = resume_path  # a resumed run keeps checkpointing where it was
-    if out is not None:
-        _check_out_dir(out, resuming=resume_path is not None)
-    root = str(data_root(args.data_root)) if args.dataset in DATASETS_ON_DISK else None
-    info = dataset_info(args.dataset, root, input_size=args.input_size, num_classes=args.num_classes,
-                        download=args.download)
-    small_input = info.small_input if args.small_input is None else args.small_input
-    facts = run_facts(args.dataset, root, args.train_limit, args.batch_size, info.input_size, small_input)
-    resume = _resume_state(resume_path, arch)
-    data = load_data(args.dataset, root, batch_size=args.batch_size, input_size=args.input_size,
-                     workers=args.workers, device=device, seed=args.seed, num_classes=args.num_classes,
-                     train_limit=args.train_limit)
-    seed_everything(args.seed)
-    model = build_model(arch, data.num_classes, small_input=small_input)
-    pretrained = load_pretrained(model, pretrained_path) if pretrained_path else None
-    if pretrained is not None:
-        print(f"pretrained {pretrained_path}: {pretrained.summary()}", file=sys.stderr)
-    if data.synthetic:
-        print("warning: dataset 'fake' is random synthetic data: the images/s are real, the accuracy is "
-              "meaningless", file=sys.stderr)
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-    result = fit(model, data, config, checkpoint_path=out / "checkpoint.pt" if out else None, resume=resume,
-                 progress=not args.quiet, run_facts=facts)
-    cost = count_cost(arch, data.input_size, data.num_classes, "paper", small_input)
-    final = result.final
-    record = {"arch": str(arch), "dataset": data.name, "synthetic": data.synthetic, "epochs": final.epoch,
-              "top1": final.top1, "top5": final.top5, "val_loss": final.val_loss, "train_loss": final.train_loss,
-              "params": cost.params, "macs": cost.macs, "flops": cost.flops, "cost_convention": "paper",
-              "input_size": data.input_size, "num_classes": data.num_classes, "small_input": small_input,
-              "train_seconds": result.seconds, "images_per_second": result.images_per_second,
-              "device": result.device, "seed": args.seed,
-              "pretrained": None if pretrained is None else {"path": str(pretrained_path),
-                                                              "loaded": len(pretrained.loaded),
-                                                              "skipped": len(pretrained.skipped),
-                                                              "new": len(pretrained.missing)},
-              "history": [asdict(m) for m in result.history]}
-    if out is not None:
-        _write_json(out / "result.json", record)
+    request = TrainRequest(**{f.name: getattr(args, f.name) for f in fields(TrainRequest)})
+    trained = train_architecture(request)
+    record, result = trained.record, trained.result
     if args.json:
         print(json.dumps(record))
         return
-    table = Table(title=f"{record['arch']} on {data.describe()}")
+    table = Table(title=f"{record['arch']} on {trained.description}")
     for column in ("epoch", "train loss", "val loss", "top-1 %", "top-5 %", "images/s"):
         table.add_column(column, justify="right")
     for m in result.history:
         table.add_row(str(m.epoch), f"{m.train_loss:.4f}", f"{m.val_loss:.4f}", f"{m.top1:.2f}", f"{m.top5:.2f}",
                       f"{m.images_per_second:,.0f}")
     _console().print(table)
-    _console().print(f"{cost.params:,} params, {cost.macs / 1e6:.2f}M MACs (paper convention), "
-                     f"{result.seconds:.1f} s on {result.device}" + (f"; files in {out}" if out else ""))
-
-
-def _write_json(path: Path, record: dict) -> None:
-    with atomic_path(path) as temporary:
-        temporary.write_text(json.dumps(record, indent=2) + "\n")
+    _console().print(f"{record['params']:,} params, {record['macs'] / 1e6:.2f}M MACs (paper convention), "
+                     f"{result.seconds:.1f} s on {result.device}" + (f"; files in {trained.out}" if trained.out else ""))
 
 
 def _available_benchmarks() -> list[str]:
@@ -258,77 +177,42 @@ class _BenchHelp(argparse.Action):
 
 def _finish_run(table, config, root: Path, reports_dir: str) -> None:
     """Print what the run holds and write its report; the last line says how many trials failed, and a run in
-    which no trial completed raises ``NothingTrained`` (exit 1) after its report is written."""
-    from .report import write_report
-    from .search.records import pareto_set
-
-    counts = table["status"].value_counts().to_dict()
+    which no trial completed exits 1 after its report is written."""
+    counts = status_counts(table)
     front = pareto_set(table, config.objectives)
-    summary = ", ".join(f"{counts.get(s, 0)} {s.lower()}" for s in ("COMPLETE", "PRUNED", "FAILED", "INFEASIBLE"))
+    summary = ", ".join(f"{n} {status.lower()}" for status, n in counts.items())
     _console().print(f"{len(table)} trials ({summary}); Pareto set of {len(front)}; results in {root}")
-    if len(table) < config.n_trials:
+    interrupted = len(table) < config.n_trials
+    if interrupted:
         print(f"stopped after {len(table)} of {config.n_trials} trials; continue with `ulsam-search resume {root}`",
               file=sys.stderr)
     if len(table):
         _console().print(f"report: {write_report(root, Path(reports_dir) / config.name) / 'index.html'}")
-    failures = _failure_line(table)
-    if len(table) < config.n_trials:  # interrupted: the resume hint is the last word
+    if interrupted:  # the resume hint is the last word
         return
-    if not counts.get("COMPLETE"):
-        all_failed = counts.get("FAILED", 0) == len(table)
-        raise NothingTrained(failures if all_failed else f"no trial completed ({summary})" + (
-            f"; {failures}" if failures else ""))
-    if failures:
-        print(f"warning: {failures}", file=sys.stderr)
-
-
-def _failure_line(table) -> str:
-    """'all 12 trials failed; 12 x InvalidInput: ...' or '2 of 12 trials failed; ...' ('' when none failed),
-    errors counted by their first line."""
-    failed = table[table["status"] == "FAILED"]
-    if failed.empty:
-        return ""
-    errors = failed["error"].fillna("no error recorded").astype(str).str.split("\n").str[0].value_counts()
-    share = f"all {len(table)}" if len(failed) == len(table) else f"{len(failed)} of {len(table)}"
-    return f"{share} trials failed; {errors.iloc[0]} x {errors.index[0]}" + (
-        f" (and {len(errors) - 1} other error{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else "")
+    warning = check_trained(table)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def _cmd_ablate(args) -> None:
-    from .ablation import ablation_config
-    from .config import load_search_config
-    from .search.runner import run_search
-
-    config = ablation_config(load_search_config(args.config, args.set, args.name).with_overrides(
-        address=args.address))
+    config = search_config(args.config, args.set, args.name, address=args.address, ablation=True)
     table = run_search(config, args.runs_dir, progress=not args.quiet)
     _finish_run(table, config, Path(args.runs_dir) / config.name, args.reports_dir)
 
 
 def _cmd_report(args) -> None:
-    from .report import write_report
-
     out = write_report(args.run_dir, args.out)
     _console().print(f"report: {out / 'index.html'} (pareto.md, pareto.csv, summary.json, PNGs beside it)")
 
 
 def _cmd_run(args) -> None:
-    from .config import load_search_config
-    from .search.runner import run_search
-
-    config = load_search_config(args.config, args.set, args.name).with_overrides(n_trials=args.n_trials,
-                                                                                 address=args.address)
-    if config.study is not None:
-        raise InvalidInput(f"config {args.config}: study: this is an ablation; run it with `ulsam-search ablate "
-                           f"{args.config}`")
+    config = search_config(args.config, args.set, args.name, n_trials=args.n_trials, address=args.address)
     table = run_search(config, args.runs_dir, progress=not args.quiet)
     _finish_run(table, config, Path(args.runs_dir) / config.name, args.reports_dir)
 
 
 def _cmd_resume(args) -> None:
-    from .config import load_search_config
-    from .search.runner import resume_search
-
     table = resume_search(args.run_dir, progress=not args.quiet, address=args.address)
     _finish_run(table, load_search_config(Path(args.run_dir) / "config.yaml"), Path(args.run_dir), args.reports_dir)
 

@@ -1,20 +1,224 @@
-"""What the commands do, one stage after another: run or resume a search or an ablation, then report it.
+"""What the commands do, one stage after another: count, train one ARCH, run or resume a search or an ablation.
 
-The runner never imports the ablation stage: the space a run draws from is given to it (``_space_for``).
+The CLI parses and prints; everything it runs is here, so scripts get the same behaviour from Python. The runner
+never imports the ablation stage: the space a run draws from is chosen here (``space_for``) and handed to it.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
+from ._io import absolute, atomic_path
+from .ablation import ablation_config, build_cell_space
+from .config import SearchConfig, load_search_config
+from .cost import count_cost
+from .data import DATASETS_ON_DISK, data_root, dataset_info, load_data
+from .errors import InvalidInput, NothingTrained
+from .models import build_model, resolve_arch
 from .search import runner
+from .search.space import build_space
+from .train import TrainConfig, fit, load_checkpoint, load_pretrained, resolve_runtime, run_facts, seed_everything
+
+STATUS_ORDER = ("COMPLETE", "PRUNED", "FAILED", "INFEASIBLE")
 
 
-def run_search(config, runs_dir: str | os.PathLike = "runs", *, progress: bool = True):
+def space_for(config: SearchConfig):
+    """The space a run draws from: an ablation's cells (``study:``), else the search space."""
+    return build_cell_space(config) if config.study is not None else build_space(config)
+
+
+def run_search(config: SearchConfig, runs_dir: str | os.PathLike = "runs", *, progress: bool = True):
     """Run (or continue) the search or ablation ``config`` describes in ``runs_dir/<name>``; the trials table."""
-    return runner.run_search(config, runs_dir, progress=progress)
+    return runner.run_search(config, runs_dir, progress=progress, build_space=space_for)
 
 
 def resume_search(run_dir: str | os.PathLike, *, progress: bool = True, address: str | None = None):
     """Continue the run in ``run_dir`` from its frozen config and Optuna journal."""
-    return runner.resume_search(run_dir, progress=progress, address=address)
+    return runner.resume_search(run_dir, progress=progress, address=address, build_space=space_for)
+
+
+def search_config(path, settings=(), name: str | None = None, *, n_trials: int | None = None,
+                  address: str | None = None, ablation: bool = False) -> SearchConfig:
+    """The config ``run`` (``ablation`` False) or ``ablate`` runs, with the command line's overrides."""
+    config = load_search_config(path, settings, name).with_overrides(n_trials=n_trials, address=address)
+    if ablation:
+        return ablation_config(config)
+    if config.study is not None:
+        raise InvalidInput(f"config {path}: study: this is an ablation; run it with `ulsam-search ablate {path}`")
+    return config
+
+
+def cost_record(arch, input_size: int = 224, num_classes: int = 1000, convention: str = "paper",
+                small_input: bool = False) -> dict:
+    """``count --json``'s record of ``arch``: its cost, and the baseline's when ULSAM is placed."""
+    cost = count_cost(arch, input_size, num_classes, convention, small_input)
+    record = {"arch": str(arch), "backbone": arch.backbone, "width": arch.width, "input_size": input_size,
+              "num_classes": num_classes, "convention": convention, "small_input": small_input,
+              "params": cost.params, "macs": cost.macs, "flops": cost.flops}
+    if arch.placements:
+        base = count_cost(arch.baseline, input_size, num_classes, convention, small_input)
+        record.update(baseline_params=base.params, baseline_macs=base.macs)
+    return record
+
+
+def status_counts(table) -> dict[str, int]:
+    counts = table["status"].value_counts().to_dict()
+    return {status: int(counts.get(status, 0)) for status in STATUS_ORDER}
+
+
+def failure_line(table) -> str:
+    """'all 12 trials failed; 12 x InvalidInput: ...' or '2 of 12 trials failed; ...' ('' when none failed),
+    errors counted by their first line."""
+    failed = table[table["status"] == "FAILED"]
+    if failed.empty:
+        return ""
+    errors = failed["error"].fillna("no error recorded").astype(str).str.split("\n").str[0].value_counts()
+    share = f"all {len(table)}" if len(failed) == len(table) else f"{len(failed)} of {len(table)}"
+    return f"{share} trials failed; {errors.iloc[0]} x {errors.index[0]}" + (
+        f" (and {len(errors) - 1} other error{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else "")
+
+
+def check_trained(table) -> str:
+    """The warning line for a run whose trials partly failed ('' for none); a run in which no trial completed
+    raises ``NothingTrained`` (exit 1)."""
+    counts = status_counts(table)
+    failures = failure_line(table)
+    if not counts["COMPLETE"]:
+        summary = ", ".join(f"{counts[s]} {s.lower()}" for s in STATUS_ORDER)
+        raise NothingTrained(failures if counts["FAILED"] == len(table) else f"no trial completed ({summary})" + (
+            f"; {failures}" if failures else ""))
+    return failures
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    """``ulsam-search train``'s settings: one ARCH on one dataset."""
+
+    arch: str
+    dataset: str = "digits"
+    data_root: str | None = None
+    download: bool = False
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 0.05
+    optimizer: str = "sgd"
+    weight_decay: float = 4e-5
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.1
+    grad_clip: float | None = None
+    amp: str = "auto"
+    channels_last: bool = True
+    compile: bool = False
+    seed: int = 0
+    device: str = "auto"
+    input_size: int | None = None
+    num_classes: int | None = None
+    small_input: bool | None = None
+    workers: int | None = None
+    train_limit: int | None = None
+    pretrained: str | None = None
+    resume: str | None = None
+    out: str | None = None
+    quiet: bool = False
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(epochs=self.epochs, lr=self.lr, optimizer=self.optimizer, weight_decay=self.weight_decay,
+                           warmup_epochs=self.warmup_epochs, label_smoothing=self.label_smoothing,
+                           grad_clip=self.grad_clip, amp=self.amp, channels_last=self.channels_last,
+                           compile=self.compile, seed=self.seed, device=self.device)
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What ``train_architecture`` did: the JSON record it wrote, the training result, the folder (or None)."""
+
+    record: dict
+    result: object
+    out: Path | None
+    description: str  # the data set in words, for the table title
+
+
+def _check_out_dir(out: Path, resuming: bool) -> None:
+    """Refuse an --out that cannot be written or already holds another run, before anything is written."""
+    if out.exists() and not out.is_dir():
+        raise InvalidInput(f"--out {out} exists and is not a directory")
+    if (out / "checkpoint.pt").exists() and not resuming:
+        raise InvalidInput(f"--out {out} already holds a run (checkpoint.pt); continue it with --resume {out} or "
+                           f"choose another --out")
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    try:
+        if not parent.is_dir():
+            raise NotADirectoryError(f"{parent} is not a directory")
+        tempfile.TemporaryFile(dir=parent).close()
+    except OSError as error:
+        raise InvalidInput(f"--out {out} is not writable ({error})") from None
+
+
+def _resume_state(resume: Path | None, arch) -> dict | None:
+    if resume is None:
+        return None
+    state = load_checkpoint(resume / "checkpoint.pt" if resume.is_dir() else resume)
+    if state["arch"] != str(arch):
+        raise InvalidInput(f"cannot resume: the checkpoint trained {state['arch']}, not {arch}")
+    return state
+
+
+def _pretrained_record(report, path: Path | None) -> dict | None:
+    if report is None:
+        return None
+    return {"path": str(path), "loaded": len(report.loaded), "skipped": len(report.skipped), "new": len(report.missing)}
+
+
+def train_architecture(request: TrainRequest) -> Trained:
+    """Train one ARCH as ``request`` says; everything is checked before a file is written (bad input: exit 2)."""
+    arch = resolve_arch(request.arch)
+    config = request.train_config()
+    device, _ = resolve_runtime(config)
+    out, resume_path, pretrained_path = (absolute(p) if p else None
+                                         for p in (request.out, request.resume, request.pretrained))
+    if out is None and resume_path is not None and resume_path.is_dir():
+        out = resume_path  # a resumed run keeps checkpointing where it was
+    if out is not None:
+        _check_out_dir(out, resuming=resume_path is not None)
+    root = str(data_root(request.data_root)) if request.dataset in DATASETS_ON_DISK else None
+    info = dataset_info(request.dataset, root, input_size=request.input_size, num_classes=request.num_classes,
+                        download=request.download)
+    small_input = info.small_input if request.small_input is None else request.small_input
+    facts = run_facts(request.dataset, root, request.train_limit, request.batch_size, info.input_size, small_input)
+    resume = _resume_state(resume_path, arch)
+    data = load_data(request.dataset, root, batch_size=request.batch_size, input_size=request.input_size,
+                     workers=request.workers, device=device, seed=request.seed, num_classes=request.num_classes,
+                     train_limit=request.train_limit)
+    seed_everything(request.seed)
+    model = build_model(arch, data.num_classes, small_input=small_input)
+    pretrained = load_pretrained(model, pretrained_path) if pretrained_path else None
+    if pretrained is not None:
+        print(f"pretrained {pretrained_path}: {pretrained.summary()}", file=sys.stderr)
+    if data.synthetic:
+        print("warning: dataset 'fake' is random synthetic data: the images/s are real, the accuracy is "
+              "meaningless", file=sys.stderr)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    result = fit(model, data, config, checkpoint_path=out / "checkpoint.pt" if out else None, resume=resume,
+                 progress=not request.quiet, run_facts=facts)
+    cost = count_cost(arch, data.input_size, data.num_classes, "paper", small_input)
+    final = result.final
+    record = {"arch": str(arch), "dataset": data.name, "synthetic": data.synthetic, "epochs": final.epoch,
+              "top1": final.top1, "top5": final.top5, "val_loss": final.val_loss, "train_loss": final.train_loss,
+              "params": cost.params, "macs": cost.macs, "flops": cost.flops, "cost_convention": "paper",
+              "input_size": data.input_size, "num_classes": data.num_classes, "small_input": small_input,
+              "train_seconds": result.seconds, "images_per_second": result.images_per_second,
+              "device": result.device, "seed": request.seed, "pretrained": _pretrained_record(pretrained,
+                                                                                               pretrained_path),
+              "history": [asdict(m) for m in result.history]}
+    if out is not None:
+        with atomic_path(out / "result.json") as temporary:
+            temporary.write_text(json.dumps(record, indent=2) + "\n")
+    return Trained(record, result, out, data.describe())
