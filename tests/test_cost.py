@@ -5,7 +5,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ulsam_search import ULSAM, OfficialULSAM, build_model, count_cost, count_model, measure_latency
-from ulsam_search.cost import _cached_cost, ulsam_macs
+from ulsam_search.cost import _cached_cost
+from ulsam_search.models.attention.ulsam import ulsam_macs
 from ulsam_search.errors import InvalidInput
 
 

@@ -1,4 +1,4 @@
-"""Parameters, MACs and FLOPs (= 2 x MACs) with thop plus a ULSAM rule; latency measurement.
+"""Parameters, MACs and FLOPs (= 2 x MACs) with thop plus each attention type's own rule; latency measurement.
 
 Conventions (MACs are multiply-accumulates, counted for one image):
 
@@ -8,6 +8,8 @@ Conventions (MACs are multiply-accumulates, counted for one image):
            4 ops per element, ReLU and max-pool 0), plus what thop cannot see: ULSAM's internals counted with
            thop's rules for the equivalent layers plus its element-wise multiply and add (one per element each),
            and the residual add of every residual block.
+
+An attention layer is counted by its registered cost rule (``models.attention.AttentionType.cost``), never by thop.
 
 Counting profiles a deep copy (thop leaves attributes on the model) and is cached per
 (ARCH, input size, classes, convention, small_input).
@@ -25,9 +27,8 @@ import torch
 from thop import profile
 from torch import nn
 
-from .models.arch import Architecture, build_model
 from .errors import InvalidInput
-from .models.attention.ulsam import ULSAM
+from .models import Architecture, build_model, get_attention, list_attentions
 
 CONVENTIONS = ("paper", "full")
 
@@ -50,24 +51,6 @@ class Cost:
         return {**asdict(self), "flops": self.flops}
 
 
-def ulsam_macs(channels: int, groups: int, height: int, width: int, convention: str) -> int:
-    """MACs of one ULSAM on a ``channels x height x width`` tensor (see the module docstring)."""
-    hw = height * width
-    if convention == "paper":
-        return 2 * channels * hw
-    convs = 2 * channels * hw  # depthwise m -> m and grouped pointwise m -> g, both 1x1
-    batch_norms = 4 * (channels + groups) * hw  # thop: 2 ops per element, doubled when affine
-    softmax = groups * (3 * hw - 1)  # thop: exp, add, divide
-    gate = 2 * channels * hw  # A * F and + F
-    return convs + batch_norms + softmax + gate
-
-
-def ulsam_params(module: ULSAM, convention: str) -> int:
-    if convention == "paper":
-        return 2 * module.channels
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)
-
-
 def _check_inputs(input_size: int, convention: str) -> None:
     if convention not in CONVENTIONS:
         raise InvalidInput(f"unknown cost convention '{convention}'; valid: {', '.join(CONVENTIONS)}")
@@ -83,15 +66,18 @@ def count_model(model: nn.Module, input_size: int = 224, convention: str = "pape
 
 def _profile(model: nn.Module, input_size: int, convention: str) -> tuple[int, int]:
     """Count a model this module owns: thop leaves hooks and attributes on it."""
+    rules = {t.cls: t.cost for t in map(get_attention, list_attentions())}
+    attention_params: dict[nn.Module, int] = {}  # each attention layer's parameters by its rule, seen in forward
 
-    def count_ulsam(module: ULSAM, inputs, output) -> None:
+    def count_attention(module: nn.Module, inputs, output) -> None:
         _, m, h, w = inputs[0].shape
-        module.total_ops += ulsam_macs(m, module.groups, h, w, convention)
+        macs, attention_params[module] = rules[type(module)](module, m, h, w, convention)
+        module.total_ops += macs
 
     def zero(module, inputs, output) -> None:
         pass
 
-    custom_ops: dict[type, object] = {ULSAM: count_ulsam}
+    custom_ops: dict[type, object] = dict.fromkeys(rules, count_attention)
     residual_adds: list[int] = []  # functional `x + block(x)`, invisible to thop
     if convention == "paper":
         custom_ops.update({t: zero for t in (nn.BatchNorm2d, nn.AdaptiveAvgPool2d)})
@@ -100,17 +86,17 @@ def _profile(model: nn.Module, input_size: int, convention: str) -> tuple[int, i
             if getattr(module, "use_res_connect", False):
                 module.register_forward_hook(lambda mod, inputs, output: residual_adds.append(output.numel()))
     macs, _ = profile(model, inputs=(torch.zeros(1, 3, input_size, input_size),), custom_ops=custom_ops, verbose=False)
-    return _count_params(model, convention), int(macs) + sum(residual_adds)
+    return _count_params(model, convention, attention_params), int(macs) + sum(residual_adds)
 
 
-def _count_params(module: nn.Module, convention: str) -> int:
-    if isinstance(module, ULSAM):
-        return ulsam_params(module, convention)
+def _count_params(module: nn.Module, convention: str, attention_params: dict[nn.Module, int]) -> int:
+    if module in attention_params:
+        return attention_params[module]
     own = module.parameters(recurse=False)
     if convention == "paper" and not isinstance(module, (nn.Conv2d, nn.Linear)):
         own = ()
     return sum(p.numel() for p in own if p.requires_grad) + sum(
-        _count_params(child, convention) for child in module.children())
+        _count_params(child, convention, attention_params) for child in module.children())
 
 
 def count_cost(arch: Architecture | str, input_size: int = 224, num_classes: int = 1000, convention: str = "paper",

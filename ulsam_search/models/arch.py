@@ -1,11 +1,15 @@
-"""Architecture: a backbone, a width and ULSAM placements; the ARCH string; building the model.
+"""Architecture: a backbone, a width and attention placements; the ARCH string and the one per-block choice parser.
 
 ARCH grammar (the identity of an architecture in every table, cache and report)::
 
-    BACKBONE[@WIDTH][:PLACEMENT,...]     PLACEMENT = <block>+<g> (insert after block) | <block>=<g> (replace block)
+    BACKBONE[@WIDTH][:PLACEMENT,...]     PLACEMENT = <block><op>[<attention>]<g>
+        <op>         + (insert the attention layer after the block) or = (replace the block by it)
+        <attention>  a registered attention name (``models.attention``), omitted for the default ``ulsam``;
+                     names end in a letter or "_", so ``12+se4`` is SE with g=4 and ``12+4`` is ULSAM with g=4
 
-The canonical form sorts placements by block and omits ``@1.0``; ``Architecture.parse(str(a)) == a``.
-An ``Architecture`` is validated against the backbone's block table when it is made, so every instance is valid.
+The canonical form sorts placements by block, omits ``@1.0`` and the name ``ulsam``; ``Architecture.parse(str(a))
+== a``. An ``Architecture`` is validated against the backbone's block table and the attention types' roles when it
+is made, so every instance is valid.
 """
 
 from __future__ import annotations
@@ -13,36 +17,39 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-import torch
-from torch import nn
-
-from .attention import create_attention
-from .backbones import Block, block_table, get_backbone
 from ..errors import InvalidInput
-from .attention.ulsam import convert_official_state_dict
+from .attention import DEFAULT_ATTENTION, INSERT, NAME_PATTERN, REPLACE, get_attention
+from .backbones import Block, block_table, get_backbone
 
-INSERT, REPLACE = "insert", "replace"
 _OP_SYMBOL = {INSERT: "+", REPLACE: "="}
+_OP = {symbol: op for op, symbol in _OP_SYMBOL.items()}
 _ARCH = re.compile(r"^(?P<backbone>[A-Za-z0-9_]+)(?:@(?P<width>[^:]*))?(?::(?P<placements>.*))?$")
-_PLACEMENT = re.compile(r"^(?P<block>[0-9]+)(?P<op>[+=])(?P<groups>[0-9]+)$")  # ASCII digits only
+_CHOICE_PATTERN = rf"(?P<op>[+=])(?P<attention>{NAME_PATTERN})?(?P<groups>[0-9]+)"  # ASCII digits only
+_PLACEMENT = re.compile(rf"^(?P<block>[0-9]+){_CHOICE_PATTERN}$")
 _PLACEMENT_HELP = "expected <block>+<g> (insert ULSAM after the block) or <block>=<g> (replace the block by ULSAM)"
 
 
 @dataclass(frozen=True, order=True)
 class Placement:
-    """ULSAM with ``groups`` subspaces inserted after, or replacing, block ``block``."""
+    """Attention ``attention`` (ULSAM by default) with ``groups`` subspaces inserted after, or replacing, block
+    ``block``."""
 
     block: int
     op: str
     groups: int
+    attention: str = DEFAULT_ATTENTION
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "attention", self.attention.lower())  # as the registry looks names up
 
     def __str__(self) -> str:
-        return f"{self.block}{_OP_SYMBOL[self.op]}{self.groups}"
+        return f"{self.block}{self.choice}"
 
     @property
     def choice(self) -> str:
-        """The per-block choice as results tables write it: ``+g`` or ``=g``."""
-        return f"{_OP_SYMBOL[self.op]}{self.groups}"
+        """The per-block choice as results tables write it: ``+g`` or ``=g`` (``+<name>g`` for other types)."""
+        name = "" if self.attention == DEFAULT_ATTENTION else self.attention
+        return f"{_OP_SYMBOL[self.op]}{name}{self.groups}"
 
 
 @dataclass(frozen=True)
@@ -84,8 +91,7 @@ class Architecture:
                 placement = _PLACEMENT.match(token.strip())
                 if placement is None:
                     raise InvalidInput(f"malformed placement '{token}' in ARCH '{text}': {_PLACEMENT_HELP}")
-                op = INSERT if placement["op"] == "+" else REPLACE
-                placements.append(Placement(int(placement["block"]), op, int(placement["groups"])))
+                placements.append(_placement(int(placement["block"]), placement))
         return cls(match["backbone"], width, tuple(placements))
 
     def __str__(self) -> str:
@@ -99,7 +105,7 @@ class Architecture:
 
     @property
     def baseline(self) -> Architecture:
-        """The same backbone and width without ULSAM."""
+        """The same backbone and width without attention."""
         return Architecture(self.backbone, self.width)
 
     def choices(self) -> dict[int, str]:
@@ -108,8 +114,12 @@ class Architecture:
         return {b.index: chosen.get(b.index, NONE) for b in self.blocks()}
 
 
-NONE = "none"  # the choice of a block without ULSAM
-_CHOICE = re.compile(r"^(?P<op>[+=])(?P<groups>[0-9]+)$")
+NONE = "none"  # the choice of a block without attention
+_CHOICE = re.compile(rf"^{_CHOICE_PATTERN}$")
+
+
+def _placement(block: int, match: re.Match) -> Placement:
+    return Placement(block, _OP[match["op"]], int(match["groups"]), match["attention"] or DEFAULT_ATTENTION)
 
 
 def parse_choice(block: int, choice: str) -> Placement | None:
@@ -119,7 +129,7 @@ def parse_choice(block: int, choice: str) -> Placement | None:
     match = _CHOICE.match(choice)
     if match is None:
         raise InvalidInput(f"malformed choice '{choice}' for block {block}: expected none, +g (insert) or =g (replace)")
-    return Placement(block, INSERT if match["op"] == "+" else REPLACE, int(match["groups"]))
+    return _placement(block, match)
 
 
 def choice_rank(choice: str, order: tuple[str | None, ...] = (None, INSERT, REPLACE)) -> tuple[int, int]:
@@ -141,6 +151,10 @@ def _validate_placement(backbone: str, p: Placement, blocks: dict[int, Block], s
     if p.block in seen:
         raise InvalidInput(f"block {p.block} is placed twice; give each block one placement (+g or =g)")
     seen.add(p.block)
+    roles = get_attention(p.attention).roles
+    if p.op not in roles:
+        raise InvalidInput(f"attention '{p.attention}' cannot {p.op} block {p.block}; its roles: "
+                           f"{', '.join(sorted(roles))}")
     block = blocks[p.block]
     if p.op == REPLACE and not block.replaceable:
         replaceable = ", ".join(str(b.index) for b in blocks.values() if b.replaceable)
@@ -152,52 +166,11 @@ def _validate_placement(backbone: str, p: Placement, blocks: dict[int, Block], s
                            f"{backbone}; valid g: {valid}")
 
 
-def build_model(arch: Architecture | str, num_classes: int = 1000, small_input: bool = False,
-                dropout: float = 0.2, **ulsam_kwargs) -> nn.Module:
-    """The backbone with ULSAM placed as ``arch`` says; ``ulsam_kwargs`` go to every ULSAM (e.g. bn_momentum).
+def __getattr__(name: str):
+    """``build_model`` lived here before ``models.build``; callers that still import it from here get it from there
+    (on first use, so that ``build`` may import this module)."""
+    if name == "build_model":
+        from .build import build_model
 
-    Insert fills block k's ``attn`` slot; replace puts ULSAM at ``features[k]``. Other blocks keep their indices and
-    parameter names, so pretrained backbone weights load into them (``load_matching_state_dict``).
-    """
-    if isinstance(arch, str):
-        arch = Architecture.parse(arch)
-    if num_classes <= 0:
-        raise InvalidInput(f"number of classes must be a positive integer, got {num_classes}")
-    model = get_backbone(arch.backbone).build(arch.width, num_classes, small_input, dropout)
-    blocks = {b.index: b for b in arch.blocks(small_input)}
-    for p in arch.placements:
-        attention = create_attention("ulsam", blocks[p.block].c_out, groups=p.groups, **ulsam_kwargs)
-        if p.op == INSERT:
-            model.features[p.block].attn = attention
-        else:
-            model.features[p.block] = attention
-    model.arch = arch
-    return model
-
-
-@dataclass(frozen=True)
-class LoadReport:
-    """What ``load_matching_state_dict`` did: keys loaded, source keys skipped, model keys left as initialised."""
-
-    loaded: tuple[str, ...]
-    skipped: tuple[str, ...]
-    missing: tuple[str, ...]
-
-    def summary(self) -> str:
-        return f"loaded {len(self.loaded)} tensors, skipped {len(self.skipped)}, new {len(self.missing)}"
-
-
-def load_matching_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> LoadReport:
-    """Load every tensor whose name and shape match (e.g. torchvision weights into the surviving blocks).
-
-    Official ULSAM keys (``subspaces.{i}.*``) are converted first.
-    """
-    state_dict = convert_official_state_dict(state_dict)
-    own = model.state_dict()
-    matching = {k: v for k, v in state_dict.items() if k in own and own[k].shape == v.shape}
-    model.load_state_dict(matching, strict=False)
-    return LoadReport(
-        loaded=tuple(matching),
-        skipped=tuple(k for k in state_dict if k not in matching),
-        missing=tuple(k for k in own if k not in matching),
-    )
+        return build_model
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._io import atomic_path
-from ..models.arch import LoadReport, load_matching_state_dict
+from ..models import LoadReport, load_matching_state_dict
 from ..data import DataBundle
 from ..errors import InvalidInput
 

@@ -14,12 +14,15 @@ attention tensors). TorchScript and ``torch.compile`` see the plain composite of
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ULSAM", "OfficialULSAM", "convert_official_state_dict"]
+from . import INSERT, REPLACE, AttentionType, register_attention
+
+__all__ = ["ULSAM", "OfficialULSAM", "convert_official_state_dict", "ulsam_cost", "ulsam_macs"]
 
 _POOL = dict(kernel_size=3, stride=1, padding=1)
 
@@ -70,30 +73,12 @@ class ULSAM(nn.Module):
     def _forward_eager(self, x: torch.Tensor) -> torch.Tensor:
         if not self.fused or torch.compiler.is_compiling():
             return self.forward_composite(x)
-        training = self.training
-        factor_dw = _running_stats_factor(self.bn_dw)
-        factor_pw = _running_stats_factor(self.bn_pw)
-        return _FusedULSAM.apply(
-            x,
-            self.conv_dw.weight,
-            self.conv_dw.bias,
-            self.bn_dw.weight,
-            self.bn_dw.bias,
-            self.conv_pw.weight,
-            self.conv_pw.bias,
-            self.bn_pw.weight,
-            self.bn_pw.bias,
-            self.bn_dw.running_mean,
-            self.bn_dw.running_var,
-            self.bn_pw.running_mean,
-            self.bn_pw.running_var,
-            training,
-            factor_dw,
-            factor_pw,
-            self.bn_dw.eps,
-            self.groups,
-            torch.is_grad_enabled(),
-        )
+        settings = _FusedSettings(self.training, _running_stats_factor(self.bn_dw), _running_stats_factor(self.bn_pw),
+                                  self.bn_dw.eps, self.groups, torch.is_grad_enabled())
+        dw, pw, bn_dw, bn_pw = self.conv_dw, self.conv_pw, self.bn_dw, self.bn_pw
+        return _FusedULSAM.apply(x, dw.weight, dw.bias, bn_dw.weight, bn_dw.bias, pw.weight, pw.bias, bn_pw.weight,
+                                 bn_pw.bias, bn_dw.running_mean, bn_dw.running_var, bn_pw.running_mean,
+                                 bn_pw.running_var, settings)
 
     def forward_composite(self, x: torch.Tensor) -> torch.Tensor:
         """The module as standard ops (what TorchScript and ``torch.compile`` trace)."""
@@ -126,6 +111,18 @@ def _per_channel(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(1, -1, 1, 1)
 
 
+@dataclass(frozen=True)
+class _FusedSettings:
+    """The fused function's non-tensor arguments, in one argument so that ``apply`` and ``backward`` stay short."""
+
+    training: bool
+    factor_dw: float  # this step's running-statistics momentum of each BatchNorm (0: no update)
+    factor_pw: float
+    eps: float
+    groups: int
+    needs_grad: bool  # whether to save tensors for backward
+
+
 class _FusedULSAM(torch.autograd.Function):
     """ULSAM forward/backward by hand, in at least float32 whatever the input dtype, autocast or not.
 
@@ -143,7 +140,8 @@ class _FusedULSAM(torch.autograd.Function):
 
     @staticmethod
     def _forward(ctx, x, w_dw, b_dw, g_dw, beta_dw, w_pw, b_pw, g_pw, beta_pw, rm_dw, rv_dw, rm_pw, rv_pw,
-                 training, factor_dw, factor_pw, eps, groups, needs_grad):
+                 settings: _FusedSettings):
+        training, eps, groups, needs_grad = settings.training, settings.eps, settings.groups, settings.needs_grad
         in_dtype = x.dtype
         x = x.to(torch.promote_types(x.dtype, w_dw.dtype)).contiguous()
         n, m, h, w = x.shape
@@ -162,8 +160,8 @@ class _FusedULSAM(torch.autograd.Function):
             var_u = a * a * var_x
             inv_dw = torch.rsqrt(var_u + eps)
             shift = beta_dw
-            if factor_dw:
-                _update_running(rm_dw, rv_dw, a * mean_x + b_dw, var_u, count, factor_dw)
+            if settings.factor_dw:
+                _update_running(rm_dw, rv_dw, a * mean_x + b_dw, var_u, count, settings.factor_dw)
         else:
             var_x = None
             inv_dw = torch.rsqrt(rv_dw + eps)
@@ -180,8 +178,8 @@ class _FusedULSAM(torch.autograd.Function):
         s = (pooled_rows @ w_block.t() + b_pw).view(n, h * w, groups).transpose(1, 2).reshape(n, groups, 1, h * w)
         if training:
             var_s, mean_s = torch.var_mean(s, dim=(0, 2, 3), correction=0)
-            if factor_pw:
-                _update_running(rm_pw, rv_pw, mean_s, var_s, count, factor_pw)
+            if settings.factor_pw:
+                _update_running(rm_pw, rv_pw, mean_s, var_s, count, settings.factor_pw)
         else:
             var_s, mean_s = rv_pw, rm_pw
         inv_pw = torch.rsqrt(var_s + eps)
@@ -252,7 +250,7 @@ class _FusedULSAM(torch.autograd.Function):
         # grad_x = go * (1 + attn) + the branch's gradient, written once in the input's (NCHW) layout
         torch.addcmul(d_branch.view(n, groups, size, h * w), go, attn + 1, out=grad_x)
         return (grad_x.view(n, m, h, w).to(ctx.in_dtype), d_a.view(m, 1, 1, 1), d_b, d_g_dw, s1,
-                d_w_pw.reshape(groups, size, 1, 1), d_b_pw, d_g_pw, d_beta_pw) + (None,) * 10
+                d_w_pw.reshape(groups, size, 1, 1), d_b_pw, d_g_pw, d_beta_pw) + (None,) * 5  # running stats, settings
 
 
 def _update_running(running_mean, running_var, mean, var, count, factor):
@@ -328,3 +326,26 @@ def convert_official_state_dict(state_dict: dict[str, torch.Tensor]) -> dict[str
         value = ordered[0].clone() if field == "num_batches_tracked" else torch.cat(ordered, dim=0)
         converted[f"{prefix}{layer}.{field}"] = value
     return converted
+
+
+def ulsam_macs(channels: int, groups: int, height: int, width: int, convention: str) -> int:
+    """MACs of one ULSAM on a ``channels x height x width`` tensor: ``paper`` counts the two 1x1 convs whatever g
+    (2*m*h*w, as the paper does); ``full`` adds thop's BatchNorm and softmax rules and the gate's multiply and add."""
+    hw = height * width
+    if convention == "paper":
+        return 2 * channels * hw
+    convs = 2 * channels * hw  # depthwise m -> m and grouped pointwise m -> g, both 1x1
+    batch_norms = 4 * (channels + groups) * hw  # thop: 2 ops per element, doubled when affine
+    softmax = groups * (3 * hw - 1)  # thop: exp, add, divide
+    gate = 2 * channels * hw  # A * F and + F
+    return convs + batch_norms + softmax + gate
+
+
+def ulsam_cost(module: ULSAM, channels: int, height: int, width: int, convention: str) -> tuple[int, int]:
+    """(MACs, params) of one ULSAM; ``paper`` counts 2*m parameters (the convs' weights), ``full`` every one."""
+    params = 2 * module.channels if convention == "paper" else sum(
+        p.numel() for p in module.parameters() if p.requires_grad)
+    return ulsam_macs(channels, module.groups, height, width, convention), params
+
+
+register_attention(AttentionType("ulsam", ULSAM, frozenset({INSERT, REPLACE}), ulsam_cost))

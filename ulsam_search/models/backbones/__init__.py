@@ -1,4 +1,5 @@
-"""Backbone registry: name -> model builder, allowed widths and block table (the one source of block facts)."""
+"""The backbone registry (torchvision's ``models/_api.py`` pattern): name -> model builder, allowed widths and block
+table, the one source of block facts. A backbone is one file whose builder is decorated with ``register_backbone``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from dataclasses import dataclass
 from torch import nn
 
 from ...errors import InvalidInput
-from . import mobilenet_v1, mobilenet_v2
 from ._common import Block
 
 
@@ -16,21 +16,35 @@ from ._common import Block
 class Backbone:
     name: str
     widths: tuple[float, ...]
-    build: Callable[..., nn.Module]
-    blocks: Callable[..., list[Block]]
+    build: Callable[..., nn.Module]  # (width, num_classes, small_input, dropout) -> model with numbered features
+    blocks: Callable[..., list[Block]]  # (width, small_input, input_size) -> blocks 1..n
 
 
-BACKBONES: dict[str, Backbone] = {
-    "mobilenet_v1": Backbone("mobilenet_v1", mobilenet_v1.WIDTHS, mobilenet_v1.mobilenet_v1, mobilenet_v1.block_table),
-    "mobilenet_v2": Backbone("mobilenet_v2", mobilenet_v2.WIDTHS, mobilenet_v2.mobilenet_v2, mobilenet_v2.block_table),
-}
+_BACKBONES: dict[str, Backbone] = {}
+
+
+def register_backbone(name: str, widths: tuple[float, ...], blocks: Callable[..., list[Block]]):
+    """Decorator registering a model builder as backbone ``name``; a name is registered once."""
+
+    def register(build: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _BACKBONES:
+            raise ValueError(f"backbone '{name}' is already registered")
+        _BACKBONES[name] = Backbone(name, tuple(widths), build, blocks)
+        return build
+
+    return register
+
+
+def list_backbones() -> list[str]:
+    """The registered backbone names, sorted."""
+    return sorted(_BACKBONES)
 
 
 def get_backbone(name: str) -> Backbone:
     try:
-        return BACKBONES[name]
+        return _BACKBONES[name]
     except KeyError:
-        raise InvalidInput(f"unknown backbone '{name}'; valid: {', '.join(BACKBONES)}") from None
+        raise InvalidInput(f"unknown backbone '{name}'; valid: {', '.join(list_backbones())}") from None
 
 
 def block_table(name: str, width: float = 1.0, small_input: bool = False, input_size: int = 224) -> list[Block]:
@@ -40,4 +54,7 @@ def block_table(name: str, width: float = 1.0, small_input: bool = False, input_
     return get_backbone(name).blocks(width, small_input, input_size)
 
 
-__all__ = ["BACKBONES", "Backbone", "Block", "block_table", "get_backbone"]
+from . import mobilenet_v1, mobilenet_v2  # noqa: E402  (each registers itself; they need the registry above)
+
+__all__ = ["Backbone", "Block", "block_table", "get_backbone", "list_backbones", "mobilenet_v1", "mobilenet_v2",
+           "register_backbone"]

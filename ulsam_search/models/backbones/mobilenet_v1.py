@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._common import Block, ConvBNAct, MobileNet, _make_divisible, make_block_table, stem_stride
+from . import register_backbone
+from ._common import Block, ConvBNAct, MobileNet, make_block_table, stem_stride
 
 WIDTHS = (0.25, 0.5, 0.75, 1.0)
 # (output channels, stride) of layers 1..13 at width 1.0 (the MobileNet paper's Table 1)
@@ -33,6 +34,7 @@ class DepthwiseSeparable(nn.Module):
         return self.attn(self.pw(self.dw(x)))
 
 
+@register_backbone("mobilenet_v1", WIDTHS, block_table)
 def mobilenet_v1(width: float = 1.0, num_classes: int = 1000, small_input: bool = False, dropout: float = 0.2) -> MobileNet:
     blocks = block_table(width, small_input)
     features: list[nn.Module] = [

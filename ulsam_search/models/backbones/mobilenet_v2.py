@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import register_backbone
 from ._common import Block, ConvBNAct, MobileNet, _make_divisible, make_block_table, stem_stride
 
 WIDTHS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
@@ -47,6 +48,7 @@ class InvertedResidual(nn.Module):
         return self.attn(out)
 
 
+@register_backbone("mobilenet_v2", WIDTHS, block_table)
 def mobilenet_v2(width: float = 1.0, num_classes: int = 1000, small_input: bool = False, dropout: float = 0.2) -> MobileNet:
     blocks = block_table(width, small_input)
     last_channel = _make_divisible(1280 * max(1.0, width))
