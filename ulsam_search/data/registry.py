@@ -1,0 +1,129 @@
+"""The dataset registry: each data set's spec (read from a data root or not, how to describe it, how to load it).
+
+Imports neither torch nor numpy, so that reading a config or the CLI's choices costs no torch import: the built-in
+sets register themselves in ``memory`` and ``files``, which import torch only when a set is loaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .._io import absolute
+from ..errors import InvalidInput
+
+DEFAULT_DATA_ROOT = "data"
+_BUILTIN_MODULES = (".memory", ".files")  # each registers its sets on import, in the order DATASETS lists them
+
+
+def is_small_input(side: int) -> bool:
+    """Whether images of this side want the stride-8 backbone (``small_input``): CIFAR and digits do."""
+    return side <= 64
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """The absolute data root: ``root``, else ``$ULSAM_SEARCH_DATA``, else ``./data``, against the working folder.
+
+    Resolved where the command runs: Ray trials run in their own folders, so a relative path must not reach them.
+    """
+    chosen = root if root is not None else os.environ.get("ULSAM_SEARCH_DATA") or DEFAULT_DATA_ROOT
+    return absolute(chosen)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a dataset is, found without loading it: enough to size a model and count its cost."""
+
+    name: str
+    root: Path
+    num_classes: int
+    input_size: int
+
+    @property
+    def small_input(self) -> bool:
+        return is_small_input(self.input_size)
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to load a set, beyond what ``DatasetInfo`` says: the same arguments for every loader."""
+
+    batch_size: int
+    seed: int
+    train_limit: int | None
+    workers: int
+    pin_memory: bool
+    fake_size: int  # images ``fake`` generates
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset by name.
+
+    ``info(root, num_classes, download)`` checks cheaply that the set is there (files and folders, no images read)
+    and returns its (class count, native image side); ``load(info, options)`` returns a ``DataBundle``.
+    ``on_disk``: the set is read from a data root (``--data-root``).
+    """
+
+    name: str
+    on_disk: bool
+    info: Callable[[Path, int | None, bool], tuple[int, int]]
+    load: Callable[[DatasetInfo, LoadOptions], object]
+
+
+_DATASETS: dict[str, DatasetSpec] = {}
+
+
+def register_dataset(spec: DatasetSpec) -> DatasetSpec:
+    """Add ``spec`` to the registry; a name is registered once."""
+    if spec.name in _DATASETS:
+        raise ValueError(f"dataset '{spec.name}' is already registered")
+    _DATASETS[spec.name] = spec
+    return spec
+
+
+def _registry() -> dict[str, DatasetSpec]:
+    """The registry with the built-in sets in it (their modules are imported on first use, not here at import)."""
+    for module in _BUILTIN_MODULES:
+        importlib.import_module(module, __package__)
+    return _DATASETS
+
+
+def list_datasets() -> list[str]:
+    """The registered dataset names in registration order (the built-ins: digits, cifar10, cifar100, imagefolder,
+    fake)."""
+    return list(_registry())
+
+
+def get_dataset(name: str) -> DatasetSpec:
+    try:
+        return _registry()[name]
+    except KeyError:
+        raise InvalidInput(f"unknown dataset '{name}'; valid: {', '.join(list_datasets())}") from None
+
+
+def __getattr__(name: str) -> tuple[str, ...]:
+    """``DATASETS`` (every name) and ``DATASETS_ON_DISK`` (those read from a data root), read from the registry."""
+    if name == "DATASETS":
+        return tuple(list_datasets())
+    if name == "DATASETS_ON_DISK":
+        return tuple(n for n, spec in _registry().items() if spec.on_disk)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def dataset_info(name: str, root: str | os.PathLike | None = None, *, input_size: int | None = None,
+                 num_classes: int | None = None, download: bool = False) -> DatasetInfo:
+    """Check that dataset ``name`` is there (cheaply: files and folders, no images read) and describe it.
+
+    ``num_classes`` is checked against the data (for ``fake`` it sets the class count, default 1000).
+    """
+    spec = get_dataset(name)
+    root = data_root(root)
+    found, side = spec.info(root, num_classes, download)
+    if num_classes is not None and num_classes != found:
+        raise InvalidInput(f"dataset {name} has {found} classes but --num-classes is {num_classes}; "
+                           f"drop --num-classes or pass {found}")
+    return DatasetInfo(name, root, found, input_size or side)
