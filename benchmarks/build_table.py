@@ -30,8 +30,9 @@ from rich.console import Console
 
 from ulsam_search._io import atomic_path
 from ulsam_search.config import SearchConfig, load_search_config
-from ulsam_search.search.rundir import RunFacts
-from ulsam_search.search.runner import STUDY_NAME, run_search
+from ulsam_search.search.records import COMPLETE, TrialRecord, journal_storage
+from ulsam_search.search.rundir import STUDY_NAME, RunFacts
+from ulsam_search.search.runner import run_search
 from ulsam_search.search.space import build_space
 from ulsam_search.search.backends.table import TABLE_COLUMNS
 
@@ -50,15 +51,15 @@ def seed_config(config: SearchConfig, seed: int, n_trials: int) -> SearchConfig:
 
 def journal_rows(run_dir: Path) -> list[dict]:
     """One row per epoch of every trained trial of the run in ``run_dir``."""
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(run_dir / "optuna.log")))
+    storage = journal_storage(run_dir / "optuna.log")
     rows = []
     for trial in optuna.load_study(study_name=STUDY_NAME, storage=storage).get_trials(deepcopy=False):
-        attrs = trial.user_attrs
-        if attrs.get("status") != "COMPLETE" or "history" not in attrs:
+        record = TrialRecord.read(trial)
+        if record.status != COMPLETE or record.history is None:
             continue
-        for epoch in attrs["history"]:
-            rows.append({"arch": attrs["arch"], "seed": attrs["seed"], "macs": attrs["macs"],
-                         "params": attrs["params"], "latency_ms": attrs.get("latency_ms"), **epoch})
+        for epoch in record.history:
+            rows.append({"arch": record.arch, "seed": record.seed, "macs": record.macs, "params": record.params,
+                         "latency_ms": record.latency_ms, **epoch})
     return rows
 
 

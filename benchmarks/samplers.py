@@ -68,7 +68,8 @@ from ulsam_search.config import SearchConfig, load_search_config
 from ulsam_search.errors import InvalidInput
 from ulsam_search.report import hypervolume, hypervolume_history, normalised_losses, reference_point
 from ulsam_search.search.rundir import RunFacts
-from ulsam_search.search.records import OBJECTIVE_COLUMNS, eligible, pareto_set
+from ulsam_search.search.objectives import get_objective
+from ulsam_search.search.records import eligible, pareto_set
 from ulsam_search.search.runner import prepare_run, run_search
 from ulsam_search.search.backends.table import read_table
 
@@ -132,7 +133,7 @@ def minimised(frame: pd.DataFrame, objectives) -> np.ndarray:
     """n x k raw objective values, each to minimise (top-1 as its error, 100 - top-1)."""
     columns = []
     for objective in objectives:
-        column, direction = OBJECTIVE_COLUMNS[objective]
+        column, direction = get_objective(objective).column, get_objective(objective).direction
         values = frame[column].to_numpy(dtype=float)
         columns.append(100.0 - values if column == "top1" else values if direction == "min" else -values)
     return np.column_stack(columns) if columns else np.empty((len(frame), 0))

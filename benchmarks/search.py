@@ -34,7 +34,8 @@ from rich.table import Table
 
 from ulsam_search.config import SearchConfig
 from ulsam_search.cost import count_cost
-from ulsam_search.search.runner import prepare_run, run_search, train_trial
+from ulsam_search.search.runner import prepare_run, run_search
+from ulsam_search.search.trial import train_trial
 
 
 def _config(trials: int, concurrent: int, name: str, images: int) -> SearchConfig:

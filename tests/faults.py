@@ -36,10 +36,10 @@ def _fault_hook(spec: str):
 
 
 def install() -> None:
-    import ulsam_search.search as search
+    import ulsam_search.search.backends.train as train_backend
 
     faults = json.loads(os.environ.get("ULSAM_TEST_FAULTS", "{}"))
-    build = search.build_model
+    build = train_backend.build_model
 
     def build_model(arch, *args, **kwargs):
         model = build(arch, *args, **kwargs)
@@ -47,4 +47,4 @@ def install() -> None:
             model.register_forward_hook(_fault_hook(faults[str(arch)]))
         return model
 
-    search.build_model = build_model
+    train_backend.build_model = build_model

@@ -79,10 +79,10 @@ def test_a_local_ray_instance_has_no_dashboard_unless_asked():
     import ray
 
     from ulsam_search.config import SearchConfig
-    from ulsam_search.search.runner import _connect_ray
+    from ulsam_search.search._ray import connect_ray
 
     assert SearchConfig().ray.dashboard is False
-    assert _connect_ray(None, SearchConfig().ray.dashboard)
+    assert connect_ray(None, SearchConfig().ray.dashboard)
     try:
         assert not ray._private.worker.global_worker.node.webui_url
         # Ray's dashboard port: it runs jobs for whoever reaches it
@@ -95,11 +95,11 @@ def test_a_dashboard_asked_for_answers_on_127_0_0_1_and_on_no_other_interface():
     import ray
 
     from ulsam_search.config import SearchConfig
-    from ulsam_search.search.runner import _connect_ray
+    from ulsam_search.search._ray import connect_ray
 
     config = SearchConfig(ray={"dashboard": True})
-    assert not ray.is_initialized()  # else _connect_ray would join it and start nothing
-    assert _connect_ray(None, config.ray.dashboard)
+    assert not ray.is_initialized()  # else connect_ray would join it and start nothing
+    assert connect_ray(None, config.ray.dashboard)
     try:
         url = ray._private.worker.global_worker.node.webui_url  # ray.init's dashboard_url, "127.0.0.1:8265"
         host, port = url.rsplit(":", 1)
@@ -150,8 +150,9 @@ def test_optuna_dashboard_serves_a_runs_study_with_its_metric_names(tmp_path):
     import ray
 
     from ulsam_search.config import load_search_config
-    from ulsam_search.search.records import OBJECTIVE_COLUMNS
-    from ulsam_search.search.runner import STUDY_NAME, run_search
+    from ulsam_search.search.objectives import get_objective
+    from ulsam_search.search.rundir import STUDY_NAME
+    from ulsam_search.search.runner import run_search
 
     executable = Path(sys.executable).parent / "optuna-dashboard"
     if not executable.exists():
@@ -166,7 +167,7 @@ def test_optuna_dashboard_serves_a_runs_study_with_its_metric_names(tmp_path):
         table = run_search(config, tmp_path / "runs", progress=False)
     finally:
         ray.shutdown()
-    names = [OBJECTIVE_COLUMNS[o][0] for o in config.objectives]
+    names = [get_objective(o).column for o in config.objectives]
     assert names == ["top1", "macs"] and len(table) == 4
 
     port, log = _free_port(), tmp_path / "optuna-dashboard.log"

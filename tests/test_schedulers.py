@@ -1,7 +1,7 @@
 import numpy as np
 from ray.tune.schedulers import TrialScheduler
 
-from ulsam_search.search.schedulers import MultiObjectiveASHA, nondominated_order
+from ulsam_search.search.mo_asha import MultiObjectiveASHA, nondominated_order
 
 CONTINUE, STOP = TrialScheduler.CONTINUE, TrialScheduler.STOP
 

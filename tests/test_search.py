@@ -19,7 +19,8 @@ from ulsam_search.config import SearchConfig
 from ulsam_search.cost import count_cost
 from ulsam_search.report import write_report
 from ulsam_search.search.records import pareto_set
-from ulsam_search.search.runner import STUDY_NAME, run_search
+from ulsam_search.search.rundir import STUDY_NAME
+from ulsam_search.search.runner import run_search
 
 pytestmark = pytest.mark.slow
 
@@ -208,7 +209,7 @@ def test_resume_after_the_driver_is_killed(tmp_path):
 
 
 def test_a_grid_search_visits_the_baseline_first_and_every_point_once():
-    from ulsam_search.search.runner import make_sampler
+    from ulsam_search.search.samplers import make_sampler
     from ulsam_search.search.space import build_space
 
     config = tiny(space={"blocks": [7, 9], "groups": [1, 2]}, sampler={"name": "grid", "seed": 5})
@@ -223,7 +224,7 @@ def test_every_sampler_survives_the_pickling_ray_tune_gives_the_searcher(name):
     """Optuna 5.1's NSGA-II holds a thread lock: pickled with the searcher as Ray Tune does, a search crashed."""
     import ray.cloudpickle
 
-    from ulsam_search.search.runner import make_sampler
+    from ulsam_search.search.samplers import make_sampler
     from ulsam_search.search.space import build_space
 
     config = tiny(space={"blocks": [7, 9], "groups": [1, 2]}, sampler={"name": name, "seed": 5})
@@ -238,11 +239,11 @@ def test_every_sampler_survives_the_pickling_ray_tune_gives_the_searcher(name):
 
 def test_latency_is_timed_once_per_arch_reported_and_constrained(local_ray, tmp_path):
     # An ablation trains each ARCH once per seed: the second seed reuses the first one's latency (latency.json).
-    from ulsam_search.ablation import ablation_config
+    from ulsam_search.ablation import ablation_config, build_cell_space
 
     study = ablation_config(tiny(objectives=["top1", "latency"], max_concurrent=1, latency={"repeats": 5},
                                  study={"kind": "grid", "blocks": [8], "ops": ["replace"], "groups": [1], "seeds": 2}))
-    table = run_search(study, tmp_path, progress=False)
+    table = run_search(study, tmp_path, progress=False, build_space=build_cell_space)
     cached = json.loads((tmp_path / "tiny" / "latency.json").read_text())
     assert sorted(cached) == sorted({BASELINE, f"{BASELINE}:8=1"}) and len(table) == 4
     assert (table["status"] == "COMPLETE").all() and (table["latency_ms"] > 0).all()

@@ -20,7 +20,8 @@ from layouts import write_cifar
 from test_search import BASELINE, tiny
 from ulsam_search.cli import main
 from ulsam_search.errors import InvalidInput
-from ulsam_search.search.runner import TrialJob, run_search, trial_results
+from ulsam_search.search.runner import run_search
+from ulsam_search.search.trial import TrialJob, trial_results
 
 pytestmark = pytest.mark.slow
 

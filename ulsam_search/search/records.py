@@ -1,46 +1,118 @@
-"""The results table of a search: one row per finished trial, written atomically; the Pareto set.
+"""The trial record and the results table of a search: one row per finished trial, written atomically; the Pareto set.
 
-The Optuna study (``optuna.log``) is the single source of truth: every row is rebuilt from a trial's state, values
-and user attributes, so the table and the study cannot disagree, and a crash between the two cannot lose a trial.
+The Optuna study (``optuna.log``) is the single source of truth: a trial's record lives in its user attributes
+(``TrialRecord``, written and read only here), and every row of the table is rebuilt from a trial's state and
+record, so the table and the study cannot disagree, and a crash between the two cannot lose a trial.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
 from .._io import atomic_path
+from ..models.arch import NONE
+from .objectives import COMPLETE, get_objective, list_objectives
 
-COMPLETE, PRUNED, FAILED, INFEASIBLE = "COMPLETE", "PRUNED", "FAILED", "INFEASIBLE"
+PRUNED, FAILED, INFEASIBLE = "PRUNED", "FAILED", "INFEASIBLE"
 STATUSES = (COMPLETE, PRUNED, FAILED, INFEASIBLE)
 COLUMNS = ("number", "trial_id", "arch", "backbone", "width", "top1", "top5", "val_loss", "macs", "params", "flops",
            "latency_ms", "epochs_done", "epochs_budget", "status", "feasible", "error", "seed", "seconds", "node",
            "duplicate_of", "started_at", "retries", "resumed_from_epoch")
 # Columns read back as text whatever they hold: a node id can be all digits, a block choice `+4` looks like a number.
 TEXT_COLUMNS = ("trial_id", "arch", "backbone", "status", "error", "node")
-# Objective name -> (column, direction) as the table stores it.
-OBJECTIVE_COLUMNS = {"top1": ("top1", "max"), "macs": ("macs", "min"), "params": ("params", "min"),
-                     "latency": ("latency_ms", "min")}
+# Objective name -> (column, direction), for the report until it reads ``objectives`` itself.
+OBJECTIVE_COLUMNS = {name: (get_objective(name).column, get_objective(name).direction) for name in list_objectives()}
+# The Optuna constraints every trial carries (> 0 violates; NSGA-II, TPE and GP read them).
+CONSTRAINTS = ("max_macs", "max_params", "max_latency_ms", "min_top1")
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """What the run knows of a trial, kept in its Optuna user attributes; None is "not known" (not stored)."""
+
+    arch: str | None = None
+    choices: dict[str, str] | None = None  # block_<k> -> choice, the blocks the space searches
+    backbone: str | None = None
+    width: float | None = None
+    seed: int | None = None
+    macs: int | None = None
+    params: int | None = None
+    flops: int | None = None
+    latency_ms: float | None = None
+    epochs_budget: int | None = None
+    status: str | None = None  # PRUNED, FAILED, INFEASIBLE or COMPLETE; None while it runs
+    feasible: bool | None = None
+    error: str | None = None
+    trial_id: str | None = None  # Ray Tune's
+    top1: float | None = None
+    top5: float | None = None
+    val_loss: float | None = None
+    epochs_done: int | None = None
+    history: list[dict] | None = None  # per epoch: epoch, top1, top5, val_loss, train_seconds
+    seconds: float | None = None
+    node: str | None = None
+    started_at: float | None = None
+    resumed_from_epoch: int | None = None
+    retries: int | None = None
+    duplicate_of: int | None = None  # the trial number whose results it copies (same ARCH and seed)
+    promoted_through: int | None = None  # the last epoch the scheduler let it go on after
+
+    @classmethod
+    def read(cls, trial) -> TrialRecord:
+        """The record of a live or frozen Optuna trial (attributes of other versions are left out)."""
+        attrs = trial.user_attrs
+        return cls(**{name: attrs[name] for name in _FIELDS if name in attrs})
+
+    def known(self) -> dict[str, Any]:
+        return {name: value for name, value in dataclasses.asdict(self).items() if value is not None}
+
+
+_FIELDS = tuple(field.name for field in dataclasses.fields(TrialRecord))
+
+
+def write_record(trial, **fields: Any) -> None:
+    """Store ``fields`` of a ``TrialRecord`` in a live Optuna trial's user attributes; a None field is skipped."""
+    unknown = set(fields) - set(_FIELDS)
+    if unknown:
+        raise TypeError(f"not fields of a TrialRecord: {', '.join(sorted(unknown))}")
+    for name, value in fields.items():
+        if value is not None:
+            trial.set_user_attr(name, value)
+
+
+def write_constraints(trial, **violations: float) -> None:
+    """Optuna constraint values, the same four on every trial (those not given are 0: met)."""
+    for key in CONSTRAINTS:
+        trial.set_constraint(key, float(violations.get(key, 0.0)))
+
+
+def journal_storage(path: str | os.PathLike):
+    """The Optuna storage over a run's journal (``optuna.log``)."""
+    import optuna
+
+    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
 
 
 def trials_table(study, block_columns: Sequence[str]) -> pd.DataFrame:
     """A row per finished trial of ``study``; ``block_columns`` are the ``block_<k>`` choice columns."""
     import optuna
 
+    state_status = {optuna.trial.TrialState.PRUNED: PRUNED, optuna.trial.TrialState.FAIL: FAILED}
     rows = []
     for trial in study.get_trials(deepcopy=False):
         if trial.state in (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING):
             continue
-        attrs = trial.user_attrs
-        row = {column: attrs.get(column) for column in COLUMNS}
-        row["number"] = trial.number
-        row["status"] = attrs.get("status") or {optuna.trial.TrialState.PRUNED: PRUNED,
-                                                 optuna.trial.TrialState.FAIL: FAILED}.get(trial.state, COMPLETE)
-        choices = attrs.get("choices", {})
-        row.update({column: choices.get(column, "none") for column in block_columns})
+        record = TrialRecord.read(trial)
+        row = {column: trial.number if column == "number" else getattr(record, column) for column in COLUMNS}
+        row["status"] = record.status or state_status.get(trial.state, COMPLETE)
+        choices = record.choices or {}
+        row.update({column: choices.get(column, NONE) for column in block_columns})
         rows.append(row)
     frame = pd.DataFrame(rows, columns=[*COLUMNS, *block_columns])
     return frame.sort_values("number", kind="stable").reset_index(drop=True)
@@ -57,10 +129,10 @@ def pareto_mask(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
 
     Optuna's own non-dominated test (the one ``Study.best_trials`` uses); equal rows are all kept.
     """
-    from optuna.study._multi_objective import _is_pareto_front
+    from ._private import is_pareto_front
 
     signs = np.array([1.0 if d == "min" else -1.0 for d in directions])
-    return _is_pareto_front(np.asarray(values, dtype=float) * signs, assume_unique_lexsorted=False)
+    return is_pareto_front(np.asarray(values, dtype=float) * signs)
 
 
 def eligible(frame: pd.DataFrame) -> pd.DataFrame:
@@ -73,7 +145,7 @@ def pareto_set(frame: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:
     candidates = eligible(frame).drop_duplicates("arch")
     if candidates.empty:
         return candidates
-    columns = [OBJECTIVE_COLUMNS[o][0] for o in objectives]
-    directions = [OBJECTIVE_COLUMNS[o][1] for o in objectives]
+    columns = [get_objective(o).column for o in objectives]
+    directions = [get_objective(o).direction for o in objectives]
     mask = pareto_mask(candidates[columns].to_numpy(dtype=float), directions)
     return candidates[mask].sort_values(columns[1] if len(columns) > 1 else columns[0])

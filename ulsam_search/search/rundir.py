@@ -15,6 +15,8 @@ from pathlib import Path
 from .._io import atomic_path
 from ..errors import InvalidInput
 
+STUDY_NAME = "ulsam-search"  # the one study in a run's optuna.log
+
 
 @dataclass(frozen=True)
 class RunPaths:
@@ -47,7 +49,6 @@ class RunPaths:
     @property
     def latency(self) -> Path:
         return self.root / "latency.json"
-
 
 
 @dataclass(frozen=True)

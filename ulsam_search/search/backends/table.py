@@ -15,11 +15,18 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from ...errors import InvalidInput
 from ...train import EpochMetrics
+from . import TrialRun
+
+if TYPE_CHECKING:
+    from ...config import SearchConfig
+    from ..space import SearchSpace
+    from ..trial import TrialJob
 
 TABLE_COLUMNS = ("arch", "seed", "epoch", "top1", "top5", "val_loss", "train_seconds", "macs", "params",
                  "latency_ms")
@@ -80,3 +87,25 @@ def read_table(path: str | os.PathLike) -> Table:
 def load_table(path: str) -> Table:
     """``read_table``, once per process (a Ray worker answers many trials from one table)."""
     return read_table(path)
+
+
+class TableBackend:
+    def check(self, config: SearchConfig, space: SearchSpace) -> None:
+        """Refuse a table that cannot answer this config's trials (seeds, epochs, backbone and width)."""
+        path = Path(config.backend.table)  # made absolute with the config's other paths
+        table = read_table(path)
+        seeds = config.study.seed_list if config.study else (config.training.seed,)
+        missing_seeds = sorted(set(seeds) - set(table.seeds))
+        if missing_seeds:
+            raise InvalidInput(f"backend.table: {path.name} holds seeds {', '.join(map(str, table.seeds))}, not "
+                               f"{', '.join(map(str, missing_seeds))} (training.seed / study.seeds)")
+        if config.training.epochs > table.epochs:
+            raise InvalidInput(f"backend.table: {path.name} holds {table.epochs} epochs per trial; training.epochs "
+                               f"is {config.training.epochs}")
+        if str(space.cheapest().baseline) not in table.archs:
+            raise InvalidInput(f"backend.table: {path.name} does not hold {space.cheapest().baseline}: it was built "
+                               f"for another backbone or width")
+
+    def start(self, trial_config: dict, job: TrialJob, device: str, seed: int) -> TrialRun:
+        recorded = load_table(job.table).answer(trial_config["arch"], seed, job.config.training.epochs)
+        return TrialRun(iter(recorded.epochs), lambda: recorded.latency_ms)
