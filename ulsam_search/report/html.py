@@ -1,0 +1,74 @@
+"""index.html: one self-contained page (plotly's JavaScript embedded, so it opens offline): the run in a
+paragraph, the figures, the top of the front with commands, the rest, a study's section, the config."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from .collect import ReportData
+from .plots import ABLATION, FRONT, Drawn, plotly_figures
+from .text import ABLATION_METRICS, ablation_tables, counts_text, fmt
+
+
+def _plots(drawn: list[Drawn], section: str) -> str:
+    return "".join(f'<div class="plot" id="plot-{name}">{fig.to_html(full_html=False, include_plotlyjs=False)}'
+                   f'</div>' for name, fig in plotly_figures(drawn, section).items())
+
+
+def _front_rows(data: ReportData) -> str:
+    """The 20 best trials of the front by top-1, with the command that retrains each."""
+    return "".join(
+        f"<tr><td>{int(r['number'])}{' (knee)' if r['number'] == data.knee else ''}</td>"
+        f"<td><code>{html.escape(r['arch'])}</code> {html.escape(r['paper_variant'])}</td>"
+        f"<td>{r['top1']:.2f}</td><td>{int(r['macs']):,}</td><td>{int(r['params']):,}</td>"
+        f"<td>{fmt(r['d_top1'], signed=True)}</td><td>{fmt(r['d_macs_pct'], signed=True)}</td>"
+        f"<td>{fmt(r['d_params_pct'], signed=True)}</td>"
+        f"<td><code>{html.escape(r['command'])}</code></td></tr>"
+        for _, r in data.front.sort_values("top1", ascending=False).head(20).iterrows())
+
+
+def _other_rows(data: ReportData) -> str:
+    return "".join(f"<tr><td>{int(r['number'])}</td><td>{r['status']}</td><td><code>{html.escape(r['arch'])}</code>"
+                   f"</td><td>{html.escape(str(r['reason']))}</td></tr>" for _, r in data.others.iterrows())
+
+
+def _ablation_section(data: ReportData, drawn: list[Drawn]) -> str:
+    """A study's tables (as ablation.md has them) and figures; empty for a search."""
+    if data.ablation is None:
+        return ""
+    study = data.config.study
+    tables = "".join(f"<h3>{ABLATION_METRICS[metric]} (%)</h3>" + table.to_html(escape=True, index_names=False)
+                     for metric, table in ablation_tables(data.ablation).items())
+    return (f"<h2>Ablation: {html.escape(study.kind)} study</h2><p>Mean ± sample std [95% CI] over "
+            f"seeds {', '.join(map(str, study.seed_list))}; Δ: paired difference from the baseline "
+            f"(p: paired t-test).</p>{tables}{_plots(drawn, ABLATION)}")
+
+
+def write_html(data: ReportData, info: dict, drawn: list[Drawn], path: Path) -> None:
+    """The page; ``info`` is summary.json's content, ``drawn`` the report's figures."""
+    from plotly.offline import get_plotlyjs
+
+    reference = ", ".join(f"{o} {v:,.4g}" for o, v in data.reference.items())
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>ulsam-search report: {html.escape(data.name)}</title>
+<script type="text/javascript">{get_plotlyjs()}</script>
+<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}} table{{border-collapse:collapse;
+font-size:13px}} td,th{{border:1px solid #ddd;padding:3px 6px;text-align:left}} code{{font-size:12px}}
+pre{{background:#f6f6f6;padding:1em;overflow:auto}}</style></head><body>
+<h1>ulsam-search report: {html.escape(data.name)}</h1>
+<p>{info['trials']} of {info['n_trials']} trials ({counts_text(info)}). Pareto set: {len(data.front)} trials.
+Hypervolume {data.hypervolume:.4f} (reference point {html.escape(reference)}; objectives normalised so the
+reference is 1). Baseline <code>{html.escape(data.facts.baseline_arch)}</code>: {data.facts.baseline_macs:,} MACs,
+{data.facts.baseline_params:,} params, top-1 {'n/a' if data.baseline_top1 is None else f'{data.baseline_top1:.2f}'}.</p>
+{_plots(drawn, FRONT)}
+<h2>Top of the Pareto set (by top-1)</h2>
+<table><tr><th>#</th><th>ARCH</th><th>top-1 %</th><th>MACs</th><th>params</th><th>Δ top-1</th><th>Δ MACs %</th>
+<th>Δ params %</th><th>reproduce</th></tr>{_front_rows(data)}</table>
+<h2>Not on the front</h2>
+<table><tr><th>#</th><th>status</th><th>ARCH</th><th>reason</th></tr>{_other_rows(data)}</table>
+{_ablation_section(data, drawn)}
+<h2>Config</h2><pre>{html.escape(data.config_text)}</pre>
+</body></html>
+"""
+    path.write_text(page)

@@ -1,0 +1,179 @@
+"""The report's text: numbers formatted once (``fmt``), markdown tables, pareto.md and pareto.csv's columns, the
+content of summary.json, and a study's tables (ablation.md, and the same tables on the page)."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+
+import numpy as np
+import pandas as pd
+
+from ..config import SearchConfig
+from ..search.objectives import get_objective
+from ..search.records import STATUSES, eligible
+from .collect import ReportData
+
+ABLATION_METRICS = {"top1": "Top-1", "top5": "Top-5"}  # a study's tables, one per metric
+
+
+def fmt(value, digits: int = 2, signed: bool = False) -> str:
+    """A table cell: ``n/a`` for a missing value, thousands separators for large integers."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if isinstance(value, (int, np.integer)) or float(value).is_integer() and abs(value) >= 1000:
+        return f"{int(value):,}"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def front_columns(data: ReportData) -> list[str]:
+    """pareto.csv's columns: latency only where the run measured it."""
+    return ["number", "arch", "paper_variant", *data.blocks, "top1", "top5", "macs", "params",
+            *(["latency_ms"] if data.latency_timed else []), "d_top1", "d_top5", "d_macs_pct", "d_params_pct",
+            "command"]
+
+
+def run_wall_seconds(table: pd.DataFrame) -> float:
+    """From the first trial's start to the last one's end (trials run elsewhere report both)."""
+    started = table["started_at"].dropna() if "started_at" in table else pd.Series(dtype=float)
+    if started.empty:
+        return 0.0
+    ends = (table["started_at"] + table["seconds"].fillna(0)).dropna()
+    return float(ends.max() - started.min())
+
+
+def _best(data: ReportData) -> dict[str, dict]:
+    """Objective -> the eligible trial best in it alone."""
+    best = {}
+    candidates = eligible(data.table)
+    for name in data.config.objectives:
+        objective = get_objective(name)
+        if not candidates.empty:
+            column = candidates[objective.column]
+            row = candidates.loc[column.idxmax() if objective.direction == "max" else column.idxmin()]
+            best[name] = {"number": int(row["number"]), "arch": row["arch"], "value": float(row[objective.column])}
+    return best
+
+
+def summary(data: ReportData) -> dict:
+    """summary.json: counts, hypervolume and how it was measured, the baseline, the best per objective, the knee."""
+    table, front, objectives = data.table, data.front, data.config.objectives
+    knee = front[front["number"] == data.knee].iloc[0] if data.knee is not None else None
+    return {
+        "name": data.name,
+        "config_sha256": hashlib.sha256(data.config_text.encode()).hexdigest(),
+        "objectives": {o: get_objective(o).direction for o in objectives},
+        "n_trials": data.config.n_trials,
+        "trials": len(table),
+        "counts": {status: int((table["status"] == status).sum()) for status in STATUSES},
+        "pareto_size": len(front),
+        "hypervolume": {"value": data.hypervolume, "reference_point": data.reference,
+                        "accuracy_floor": data.floor,
+                        "normalisation": "top1: (100 - top1) / (100 - floor); costs: cost / reference; "
+                                         "reference point = 1 in every objective"},
+        "baseline": {"arch": data.facts.baseline_arch, "macs": data.facts.baseline_macs,
+                     "params": data.facts.baseline_params, "top1": data.baseline_top1},
+        "best": _best(data),
+        "knee": None if knee is None else {"number": int(knee["number"]), "arch": knee["arch"],
+                                           **{o: float(knee[get_objective(o).column]) for o in objectives},
+                                           "method": "closest to the utopia point, each objective scaled to the front's range"},
+        "wall_seconds": run_wall_seconds(table),
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def counts_text(info: dict) -> str:
+    """``5 complete, 1 pruned, ...`` from a summary."""
+    return ", ".join(f"{n} {s.lower()}" for s, n in info["counts"].items())
+
+
+def pareto_markdown(data: ReportData, info: dict) -> str:
+    """pareto.md: the run in a paragraph, the front (sorted by MACs) and the trials that are not on it."""
+    front, facts, others = data.front, data.facts, data.others
+    lines = [f"# Pareto set of {data.name}", "",
+             f"{info['trials']} of {info['n_trials']} trials: " + counts_text(info) + ". Objectives: " + ", ".join(
+                 f"{o} ({d})" for o, d in info["objectives"].items()) + ".",
+             f"Hypervolume {data.hypervolume:.4f} (reference: " + ", ".join(
+                 f"{o} {fmt(v)}" for o, v in data.reference.items()) + "; normalised so the reference is 1).",
+             f"Baseline `{facts.baseline_arch}`: {facts.baseline_macs:,} MACs, {facts.baseline_params:,} params, "
+             f"top-1 {fmt(data.baseline_top1)}.", ""]
+    timed = data.latency_timed
+    header = ["#", "ARCH", *[b.replace("block_", "b") for b in data.blocks], "top-1 %", "top-5 %", "MACs", "params",
+              *(["latency ms"] if timed else []), "Δ top-1", "Δ top-5", "Δ MACs %", "Δ params %"]
+    rows = [[f"{int(r['number'])}{' (knee)' if r['number'] == data.knee else ''}",
+             f"`{r['arch']}`" + (f" ({r['paper_variant']})" if r["paper_variant"] else ""),
+             *[r[b] for b in data.blocks], fmt(r["top1"]), fmt(r["top5"]), f"{int(r['macs']):,}",
+             f"{int(r['params']):,}", *([f"{r['latency_ms']:.4g}"] if timed else []), fmt(r["d_top1"], signed=True),
+             fmt(r["d_top5"], signed=True), fmt(r["d_macs_pct"], signed=True), fmt(r["d_params_pct"], signed=True)]
+            for _, r in front.iterrows()]
+    lines += ["## Front (sorted by MACs)", "", markdown_table(header, rows) if rows else "No complete trial yet.", ""]
+    if not others.empty:
+        lines += ["## Not on the front", "", markdown_table(
+            ["#", "status", "ARCH", "reason"],
+            [[int(r["number"]), r["status"], f"`{r['arch']}`", r["reason"]] for _, r in others.iterrows()]), ""]
+    return "\n".join(lines)
+
+
+def _cell_text(row: pd.Series, metric: str) -> str:
+    """A study's cell: mean ± std [CI], the paired Δ with its p-value, the paper's number."""
+    if row["n"] == 0:
+        return "not run yet"
+    text = f"{row[f'{metric}_mean']:.2f}"
+    if not math.isnan(row[f"{metric}_std"]):
+        text += f" ± {row[f'{metric}_std']:.2f} [{row[f'{metric}_ci_low']:.2f}, {row[f'{metric}_ci_high']:.2f}]"
+    if f"d_{metric}" in row and not pd.isna(row.get(f"d_{metric}")):
+        p = row[f"d_{metric}_p"]
+        text += f" Δ {row[f'd_{metric}']:+.2f}" + ("" if pd.isna(p) else f" (p={p:.3f})")
+    paper = row[f"paper_{metric}"]
+    if paper is not None and not pd.isna(paper):
+        text += f" · paper {paper:.2f}"
+    return text
+
+
+def _span(values: pd.Series) -> str:
+    values = values.dropna()
+    if values.empty:
+        return "n/a"
+    low, high = int(values.min()), int(values.max())
+    return f"{low:,}" if low == high else f"{low:,}-{high:,}"
+
+
+def ablation_tables(stats: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Paper-style tables, rows x g, for top-1 and top-5, with MACs and params per row; the baseline's first row
+    repeats its one value under every g, to read down each column."""
+    groups = sorted(int(g) for g in stats["groups"].dropna().unique())
+    tables = {}
+    for metric in ABLATION_METRICS:
+        cells: dict[str, dict[str, str]] = {}
+        for _, row in stats.iterrows():
+            text = _cell_text(row, metric)
+            columns = groups if pd.isna(row["groups"]) else [int(row["groups"])]
+            cells.setdefault(row["row"], {}).update({f"g={g}": text for g in columns})
+        table = pd.DataFrame.from_dict(cells, orient="index", columns=[f"g={g}" for g in groups]).fillna("")
+        costs = stats.groupby("row", sort=False).agg(MACs=("macs", _span), params=("params", _span))
+        tables[metric] = table.join(costs).rename_axis("row")
+    return tables
+
+
+def ablation_markdown(config: SearchConfig, stats: pd.DataFrame) -> str:
+    """ablation.md: how the cells were trained and compared, then a table per metric."""
+    study = config.study
+    seeds = ", ".join(map(str, study.seed_list))
+    lines = [f"# Ablation {config.name}: {study.kind} study", "",
+             f"{len(stats) - 1} cells and the baseline, each trained with seeds {seeds} on {config.dataset.name} "
+             f"for {config.training.epochs} epochs. Cells: mean ± sample std [95% CI, Student's t]; Δ is the "
+             f"mean paired difference from the baseline over the seeds both finished, with the paired t-test's "
+             f"p-value." + (f" `paper` is the paper's single run on {study.paper_reference} (docs/paper.md)."
+                            if study.paper_reference else ""), ""]
+    for metric, table in ablation_tables(stats).items():
+        lines += [f"## {ABLATION_METRICS[metric]} accuracy (%)", "",
+                  markdown_table(["", *table.columns], [[row, *cells] for row, cells in
+                                                         zip(table.index, table.astype(str).values.tolist())]), ""]
+    return "\n".join(lines)
