@@ -13,6 +13,7 @@ import pandas as pd
 from ..config import SearchConfig
 from ..search.objectives import get_objective
 from ..search.records import STATUSES, eligible
+from ..search.space import PARAM_PREFIX
 from .collect import ReportData
 
 ABLATION_METRICS = {"top1": "Top-1", "top5": "Top-5"}  # a study's tables, one per metric
@@ -36,8 +37,8 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 def front_columns(data: ReportData) -> list[str]:
     """pareto.csv's columns: latency only where the run measured it."""
     return ["number", "arch", "paper_variant", *data.blocks, "top1", "top5", "macs", "params",
-            *(["latency_ms"] if data.latency_timed else []), "d_top1", "d_top5", "d_macs_pct", "d_params_pct",
-            "command"]
+            *([get_objective("latency").column] if data.latency_timed else []), "d_top1", "d_top5", "d_macs_pct",
+            "d_params_pct", "command"]
 
 
 def run_wall_seconds(table: pd.DataFrame) -> float:
@@ -104,13 +105,13 @@ def pareto_markdown(data: ReportData, info: dict) -> str:
                  f"{o} {fmt(v)}" for o, v in data.reference.items()) + "; normalised so the reference is 1).",
              f"Baseline `{facts.baseline_arch}`: {facts.baseline_macs:,} MACs, {facts.baseline_params:,} params, "
              f"top-1 {fmt(data.baseline_top1)}.", ""]
-    timed = data.latency_timed
-    header = ["#", "ARCH", *[b.replace("block_", "b") for b in data.blocks], "top-1 %", "top-5 %", "MACs", "params",
-              *(["latency ms"] if timed else []), "Δ top-1", "Δ top-5", "Δ MACs %", "Δ params %"]
+    latency = get_objective("latency").column if data.latency_timed else None
+    header = ["#", "ARCH", *[f"b{b.removeprefix(PARAM_PREFIX)}" for b in data.blocks], "top-1 %", "top-5 %", "MACs",
+              "params", *(["latency ms"] if latency else []), "Δ top-1", "Δ top-5", "Δ MACs %", "Δ params %"]
     rows = [[f"{int(r['number'])}{' (knee)' if r['number'] == data.knee else ''}",
              f"`{r['arch']}`" + (f" ({r['paper_variant']})" if r["paper_variant"] else ""),
              *[r[b] for b in data.blocks], fmt(r["top1"]), fmt(r["top5"]), f"{int(r['macs']):,}",
-             f"{int(r['params']):,}", *([f"{r['latency_ms']:.4g}"] if timed else []), fmt(r["d_top1"], signed=True),
+             f"{int(r['params']):,}", *([f"{r[latency]:.4g}"] if latency else []), fmt(r["d_top1"], signed=True),
              fmt(r["d_top5"], signed=True), fmt(r["d_macs_pct"], signed=True), fmt(r["d_params_pct"], signed=True)]
             for _, r in front.iterrows()]
     lines += ["## Front (sorted by MACs)", "", markdown_table(header, rows) if rows else "No complete trial yet.", ""]
