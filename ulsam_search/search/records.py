@@ -17,7 +17,7 @@ import pandas as pd
 
 from .._io import atomic_path
 from ..models.arch import NONE
-from .objectives import COMPLETE, get_objective, list_objectives
+from .objectives import COMPLETE, get_objective
 
 PRUNED, FAILED, INFEASIBLE = "PRUNED", "FAILED", "INFEASIBLE"
 STATUSES = (COMPLETE, PRUNED, FAILED, INFEASIBLE)
@@ -26,8 +26,6 @@ COLUMNS = ("number", "trial_id", "arch", "backbone", "width", "top1", "top5", "v
            "duplicate_of", "started_at", "retries", "resumed_from_epoch")
 # Columns read back as text whatever they hold: a node id can be all digits, a block choice `+4` looks like a number.
 TEXT_COLUMNS = ("trial_id", "arch", "backbone", "status", "error", "node")
-# Objective name -> (column, direction), for the report until it reads ``objectives`` itself.
-OBJECTIVE_COLUMNS = {name: (get_objective(name).column, get_objective(name).direction) for name in list_objectives()}
 # The Optuna constraints every trial carries (> 0 violates; NSGA-II, TPE and GP read them).
 CONSTRAINTS = ("max_macs", "max_params", "max_latency_ms", "min_top1")
 

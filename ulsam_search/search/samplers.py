@@ -11,6 +11,7 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from ..errors import InvalidInput
+from ._registry import Registry
 
 if TYPE_CHECKING:
     from ..config import SearchConfig
@@ -18,18 +19,8 @@ if TYPE_CHECKING:
 
 # name -> (seed, options, space, first trial's params or None) -> an Optuna sampler
 SamplerFactory = Callable[[int, dict, "SearchSpace", "dict | None"], object]
-_SAMPLERS: dict[str, SamplerFactory] = {}
-
-
-def register_sampler(name: str, factory: SamplerFactory) -> None:
-    """Add the sampler ``name``; a name is registered once."""
-    if name in _SAMPLERS:
-        raise ValueError(f"sampler {name!r} is already registered")
-    _SAMPLERS[name] = factory
-
-
-def list_samplers() -> tuple[str, ...]:
-    return tuple(_SAMPLERS)
+SAMPLERS: Registry[SamplerFactory] = Registry("sampler")
+register_sampler, list_samplers = SAMPLERS.register, SAMPLERS.names
 
 
 def _optuna_sampler(class_name: str) -> SamplerFactory:
@@ -65,7 +56,7 @@ def make_sampler(config: SearchConfig, space: SearchSpace, trials_so_far: int = 
     """
     options = dict(config.sampler.options)
     seed = config.sampler.seed + (trials_so_far if config.sampler.name != "grid" else 0)
-    factory = _SAMPLERS[config.sampler.name]
+    factory = SAMPLERS[config.sampler.name]
     try:
         return _picklable(factory(seed, options, space, baseline_params(config, space)))
     except (TypeError, ValueError) as error:

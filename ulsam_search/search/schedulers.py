@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ._registry import Registry
 from .objectives import get_objective
 
 if TYPE_CHECKING:
@@ -15,23 +16,13 @@ if TYPE_CHECKING:
 
 # name -> config -> a Tune scheduler, or None for Tune's default (FIFO: every trial runs its whole budget)
 SchedulerFactory = Callable[["SearchConfig"], object]
-_SCHEDULERS: dict[str, SchedulerFactory] = {}
-
-
-def register_scheduler(name: str, factory: SchedulerFactory) -> None:
-    """Add the scheduler ``name``; a name is registered once."""
-    if name in _SCHEDULERS:
-        raise ValueError(f"scheduler {name!r} is already registered")
-    _SCHEDULERS[name] = factory
-
-
-def list_schedulers() -> tuple[str, ...]:
-    return tuple(_SCHEDULERS)
+SCHEDULERS: Registry[SchedulerFactory] = Registry("scheduler")
+register_scheduler, list_schedulers = SCHEDULERS.register, SCHEDULERS.names
 
 
 def make_scheduler(config: SearchConfig):
     """The Tune scheduler ``config.scheduler`` names (None: Tune's FIFO)."""
-    return _SCHEDULERS[config.scheduler.name](config)
+    return SCHEDULERS[config.scheduler.name](config)
 
 
 def _mo_asha(config: SearchConfig):

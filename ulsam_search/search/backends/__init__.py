@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from .._registry import Registry
+
 if TYPE_CHECKING:
     from ...config import SearchConfig
     from ...train import EpochMetrics
@@ -44,22 +46,12 @@ class TrialBackend(Protocol):
         """Start the trial ``trial_config`` (its ARCH and number) on a worker."""
 
 
-_BACKENDS: dict[str, Callable[[], TrialBackend]] = {}
-
-
-def register_backend(name: str, factory: Callable[[], TrialBackend]) -> None:
-    """Add the backend ``name``; a name is registered once."""
-    if name in _BACKENDS:
-        raise ValueError(f"backend {name!r} is already registered")
-    _BACKENDS[name] = factory
-
-
-def list_backends() -> tuple[str, ...]:
-    return tuple(_BACKENDS)
+BACKENDS: Registry[Callable[[], TrialBackend]] = Registry("backend")
+register_backend, list_backends = BACKENDS.register, BACKENDS.names
 
 
 def get_backend(name: str) -> TrialBackend:
-    return _BACKENDS[name]()
+    return BACKENDS[name]()
 
 
 def _train() -> TrialBackend:
