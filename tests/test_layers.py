@@ -24,7 +24,8 @@ LAYERS = (
     ("ulsam_search.cost",),
     ("ulsam_search.data",),
     ("ulsam_search.train",),
-    ("ulsam_search.search.objectives", "ulsam_search.search.samplers", "ulsam_search.search.schedulers",
+    ("ulsam_search.search._registry", "ulsam_search.search._private", "ulsam_search.search.objectives",
+     "ulsam_search.search.samplers", "ulsam_search.search.schedulers", "ulsam_search.search.mo_asha",
      "ulsam_search.search.backends"),
     ("ulsam_search.config",),
     ("ulsam_search.search",),
@@ -72,40 +73,50 @@ def _lazy_exports(tree: ast.AST, package: str) -> dict[str, str]:
     return {}
 
 
-def import_graph(root: Path) -> dict[str, set[str]]:
-    """Module -> the package modules it imports (directly, or as the parent package of what it imports)."""
+def _direct_imports(tree: ast.AST, importer: str, own_package: str, modules, lazy) -> set[str]:
+    """The package modules ``importer`` names in its import statements."""
+    targets: set[str] = set()
+    for node in _imports(tree):
+        if isinstance(node, ast.Import):
+            targets.update(alias.name for alias in node.names)
+            continue
+        base = node.module or ""
+        if node.level:
+            anchor = own_package.split(".")[:len(own_package.split(".")) - (node.level - 1)]
+            base = ".".join(anchor + ([node.module] if node.module else []))
+        for alias in node.names:
+            submodule = f"{base}.{alias.name}"
+            targets.add(submodule if submodule in modules else lazy.get(base, {}).get(alias.name, base))
+    found = set()
+    for target in targets:
+        while target and target not in modules:  # ``import a.b.c`` of a name, not a module
+            target = target.rpartition(".")[0]
+        if target and target != importer:  # else another library
+            found.add(target)
+    return found
+
+
+def import_graph(root: Path) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """(direct, every): module -> the package modules it imports by name, and those plus their parent packages.
+
+    Importing ``a.b.c`` runs ``a/b/__init__.py``: that counts for cycles; whether the ``__init__`` is light enough
+    to sit below its importer is checked through the ``__init__``'s own imports.
+    """
     modules = module_files(root)
     trees = {name: ast.parse(path.read_text(), str(path)) for name, path in modules.items()}
     packages = {name for name, path in modules.items() if path.name == "__init__.py"}
     lazy = {name: _lazy_exports(trees[name], name) for name in packages}
-    graph: dict[str, set[str]] = {}
+    direct, every = {}, {}
     for importer, tree in trees.items():
         own_package = importer if importer in packages else importer.rpartition(".")[0]
-        targets: set[str] = set()
-        for node in _imports(tree):
-            if isinstance(node, ast.Import):
-                targets.update(alias.name for alias in node.names)
-                continue
-            base = node.module or ""
-            if node.level:
-                anchor = own_package.split(".")[:len(own_package.split(".")) - (node.level - 1)]
-                base = ".".join(anchor + ([node.module] if node.module else []))
-            for alias in node.names:
-                submodule = f"{base}.{alias.name}"
-                targets.add(submodule if submodule in modules else lazy.get(base, {}).get(alias.name, base))
-        graph[importer] = set()
-        for target in targets:
-            while target and target not in modules:  # ``import a.b.c`` of a name, not a module
-                target = target.rpartition(".")[0]
-            if not target:
-                continue  # another library
-            graph[importer].add(target)
+        direct[importer] = _direct_imports(tree, importer, own_package, modules, lazy)
+        every[importer] = set(direct[importer])
+        for target in direct[importer]:
             parent = target.rpartition(".")[0]
             while parent and not importer.startswith(parent + ".") and importer != parent:
-                graph[importer].add(parent)  # importing a.b.c runs a/b/__init__.py and a/__init__.py
+                every[importer].add(parent)
                 parent = parent.rpartition(".")[0]
-        graph[importer].discard(importer)
-    return graph
+    return direct, every
 
 
 def layer_of(module: str, layers=LAYERS) -> int:
@@ -163,11 +174,11 @@ def test_every_module_belongs_to_a_layer():
 
 
 def test_no_module_imports_a_later_layer():
-    assert upward_imports(import_graph(PACKAGE_DIR)) == []
+    assert upward_imports(import_graph(PACKAGE_DIR)[0]) == []
 
 
 def test_no_import_cycles():
-    assert cycles(import_graph(PACKAGE_DIR)) == []
+    assert cycles(import_graph(PACKAGE_DIR)[1]) == []
 
 
 def _write(root: Path, files: dict[str, str]) -> Path:
@@ -189,12 +200,27 @@ def test_the_checker_finds_an_upward_import_hidden_in_a_function_and_a_cycle(tmp
         "pkg/sub/a.py": "from ..mid import *\n",
     })
     layers = (("pkg._lazy",), ("pkg.low",), ("pkg.mid", "pkg.sub"), ("pkg.top",), ("pkg",))
-    graph = import_graph(package)
-    assert graph["pkg.top"] == {"pkg.low"}  # the TYPE_CHECKING import does not count
-    assert graph["pkg.mid"] == {"pkg.top"}  # a lazy export resolves to the module that defines it
-    assert graph["pkg.sub.a"] == {"pkg.mid"}
-    assert upward_imports(graph, layers) == ["pkg.low -> pkg.top", "pkg.mid -> pkg.top"]
-    assert cycles(graph) == [["pkg.low", "pkg.top"]]
+    direct, every = import_graph(package)
+    assert direct["pkg.top"] == {"pkg.low"}  # the TYPE_CHECKING import does not count
+    assert direct["pkg.mid"] == {"pkg.top"}  # a lazy export resolves to the module that defines it
+    assert direct["pkg.sub.a"] == {"pkg.mid"}
+    assert upward_imports(direct, layers) == ["pkg.low -> pkg.top", "pkg.mid -> pkg.top"]
+    assert cycles(every) == [["pkg.low", "pkg.top"]]
+
+
+def test_the_checker_counts_a_parent_package_for_cycles_only(tmp_path):
+    package = _write(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/low.py": "from .sub import names\n",
+        "pkg/sub/__init__.py": "from . import heavy\n",
+        "pkg/sub/names.py": "",
+        "pkg/sub/heavy.py": "from .. import low\n",
+    })
+    layers = (("pkg.sub.names",), ("pkg.low",), ("pkg.sub",), ("pkg",))
+    direct, every = import_graph(package)
+    assert direct["pkg.low"] == {"pkg.sub.names"} and every["pkg.low"] == {"pkg.sub.names", "pkg.sub"}
+    assert upward_imports(direct, layers) == []
+    assert cycles(every) == [["pkg.low", "pkg.sub", "pkg.sub.heavy"]]
 
 
 @pytest.mark.parametrize("module", ["ulsam_search", "ulsam_search.config"])

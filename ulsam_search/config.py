@@ -18,14 +18,15 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, V
     model_validator
 
 from ._io import absolute
-from .data import DATASETS, DATASETS_ON_DISK, data_root
+from .data.registry import data_root, get_dataset, list_datasets
 from .errors import InvalidInput
-from .train import AMP_MODES, OPTIMIZERS, TrainConfig
+from .search.backends import list_backends
+from .search.objectives import get_objective, list_objectives
+from .search.samplers import list_samplers
+from .search.schedulers import list_schedulers
+from .train.settings import AMP_MODES, OPTIMIZERS, TrainConfig
 
 OPS = ("none", "insert", "replace")
-OBJECTIVES = {"top1": "max", "macs": "min", "params": "min", "latency": "min"}
-SAMPLERS = ("nsga2", "tpe", "gp", "random", "grid")
-SCHEDULERS = ("fifo", "mo-asha")
 DEFAULT_GROUPS = (1, 2, 4, 8, 16)
 
 
@@ -37,7 +38,7 @@ class _Strict(BaseModel):
 
 
 class DatasetConfig(_Strict):
-    name: Literal[DATASETS] = "digits"
+    name: Literal[tuple(list_datasets())] = "digits"
     root: str | None = None
     input_size: PositiveInt | None = None
     num_classes: PositiveInt | None = None
@@ -48,7 +49,7 @@ class DatasetConfig(_Strict):
     @property
     def files(self) -> str | None:
         """The root a trial reads its data from; None for the data sets that are bundled or synthetic."""
-        return self.root if self.name in DATASETS_ON_DISK else None
+        return self.root if get_dataset(self.name).on_disk else None
 
 
 class TrainingConfig(_Strict):
@@ -153,7 +154,7 @@ class LatencyConfig(_Strict):
 
 
 class SamplerConfig(_Strict):
-    name: Literal[SAMPLERS] = "nsga2"
+    name: Literal[list_samplers()] = "nsga2"
     seed: int = 0
     options: dict[str, Any] = Field(default_factory=dict)
 
@@ -164,18 +165,15 @@ class ResourcesConfig(_Strict):
 
 
 class SchedulerConfig(_Strict):
-    name: Literal[SCHEDULERS] = "fifo"
+    name: Literal[list_schedulers()] = "fifo"
     grace_period: PositiveInt = 1
     reduction_factor: float = Field(default=2.0, gt=1)
-
-
-BACKENDS = ("train", "table")
 
 
 class BackendConfig(_Strict):
     """Where trial results come from: training (the default), or the recorded epochs of a tabular benchmark."""
 
-    name: Literal[BACKENDS] = "train"
+    name: Literal[list_backends()] = "train"
     table: str | None = None  # a CSV from `ulsam-search bench build-table` (backend table)
 
     @model_validator(mode="after")
@@ -202,7 +200,7 @@ class SearchConfig(_Strict):
     training: TrainingConfig = TrainingConfig()
     cost_convention: Literal["paper", "full"] = "paper"
     space: SpaceConfig = SpaceConfig()
-    objectives: tuple[Literal[tuple(OBJECTIVES)], ...] = ("top1", "macs")
+    objectives: tuple[Literal[list_objectives()], ...] = ("top1", "macs")
     constraints: ConstraintsConfig = ConstraintsConfig()
     latency: LatencyConfig = LatencyConfig()
     sampler: SamplerConfig = SamplerConfig()
@@ -250,7 +248,7 @@ class SearchConfig(_Strict):
     @property
     def directions(self) -> list[str]:
         """Optuna directions of the objectives, in order."""
-        return ["maximize" if OBJECTIVES[o] == "max" else "minimize" for o in self.objectives]
+        return [get_objective(o).optuna_direction for o in self.objectives]
 
     def with_overrides(self, **changes) -> SearchConfig:
         """A copy with top-level fields replaced (``--name``, ``--n-trials``, ``--address``), validated again."""
@@ -268,7 +266,7 @@ class SearchConfig(_Strict):
         """A copy whose paths (``dataset.root`` and its default, ``training.pretrained``, ``backend.table``) are
         absolute, resolved against the working folder of the command: Ray trials run in folders of their own."""
         data = self.model_dump()
-        if self.dataset.name in DATASETS_ON_DISK:
+        if get_dataset(self.dataset.name).on_disk:
             data["dataset"]["root"] = str(data_root(self.dataset.root))
         for section, key in (("training", "pretrained"), ("backend", "table")):
             if data[section][key]:

@@ -13,10 +13,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ..errors import InvalidInput
+
+if TYPE_CHECKING:
+    import numpy as np
 
 COMPLETE = "COMPLETE"  # the trials table's status of a trained trial (``records`` holds the others)
 
