@@ -21,7 +21,7 @@ import pandas as pd
 
 from ...errors import InvalidInput
 from ...train import EpochMetrics
-from . import TrialRun
+from .base import TrialRun
 
 if TYPE_CHECKING:
     from ...config import SearchConfig

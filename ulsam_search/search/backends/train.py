@@ -12,7 +12,7 @@ from ...data import load_data
 from ...models.arch import build_model
 from ...train import (EpochMetrics, autocast_dtype, load_checkpoint, load_pretrained, run_facts, seed_everything,
                       train_epochs)
-from . import TrialRun, epoch_record
+from .base import TrialRun, epoch_record
 
 if TYPE_CHECKING:
     from ...config import SearchConfig
