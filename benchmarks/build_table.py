@@ -68,7 +68,7 @@ def quiet_latency(config: SearchConfig, facts: RunFacts, archs: list[str], conso
     on the CPU): the trials' own timings share the machine with other trials and are noisier."""
     import torch
 
-    from ulsam_search.models.arch import build_model
+    from ulsam_search.models import build_model
     from ulsam_search.cost import measure_latency
 
     settings = config.latency

@@ -101,7 +101,7 @@ def test_measure_latency():
 
 def test_latency_is_timed_as_the_trial_trains_unless_asked_for_fp32():
     from ulsam_search.config import SearchConfig
-    from ulsam_search.search.runner import _latency_runtime
+    from ulsam_search.search.backends.train import latency_runtime
 
     model = build_model("mobilenet_v2@0.35:12=4", num_classes=10, small_input=True)
     seen = []
@@ -119,7 +119,7 @@ def test_latency_is_timed_as_the_trial_trains_unless_asked_for_fp32():
         config = SearchConfig.model_validate({"training": {k: v for k, v in settings.items() if k != "as_trained"},
                                               "latency": {"as_trained": settings.get("as_trained", True)},
                                               "resources": {"gpu": 1 if settings.get("amp") == "fp16" else 0}})
-        return _latency_runtime(config, "cpu")
+        return latency_runtime(config, "cpu")
 
     assert runtime() == {"amp_dtype": None, "channels_last": True}  # amp auto is fp32 on CPU
     assert runtime(amp="bf16") == {"amp_dtype": torch.bfloat16, "channels_last": True}

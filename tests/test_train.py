@@ -10,8 +10,9 @@ from ulsam_search import build_model
 from ulsam_search.data import DataBundle, TensorBatches, load_data
 from ulsam_search.errors import InvalidInput
 from layouts import write_image, write_imagefolder
-from ulsam_search.train import (TrainConfig, TrainingDiverged, WarmupCosine, _restore, evaluate, fit,
+from ulsam_search.train import (TrainConfig, TrainingDiverged, WarmupCosine, evaluate, fit,
                                 load_checkpoint, load_pretrained, make_optimizer, seed_everything)
+from ulsam_search.train.checkpoints import restore as _restore
 
 TINY = "mobilenet_v1@0.25"
 

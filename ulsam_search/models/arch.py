@@ -164,13 +164,3 @@ def _validate_placement(backbone: str, p: Placement, blocks: dict[int, Block], s
         valid = ", ".join(map(str, valid_groups(block.c_out)))
         raise InvalidInput(f"g={p.groups} does not divide the {block.c_out} channels at block {p.block} of "
                            f"{backbone}; valid g: {valid}")
-
-
-def __getattr__(name: str):
-    """``build_model`` lived here before ``models.build``; callers that still import it from here get it from there
-    (on first use, so that ``build`` may import this module)."""
-    if name == "build_model":
-        from .build import build_model
-
-        return build_model
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import INSERT, REPLACE, AttentionType, register_attention
+from .registry import INSERT, REPLACE, AttentionType, register_attention
 
 __all__ = ["ULSAM", "OfficialULSAM", "convert_official_state_dict", "ulsam_cost", "ulsam_macs"]
 

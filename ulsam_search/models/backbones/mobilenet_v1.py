@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import register_backbone
+from .registry import register_backbone
 from ._common import Block, ConvBNAct, MobileNet, make_block_table, stem_stride
 
 WIDTHS = (0.25, 0.5, 0.75, 1.0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import register_backbone
+from .registry import register_backbone
 from ._common import Block, ConvBNAct, MobileNet, _make_divisible, make_block_table, stem_stride
 
 WIDTHS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)

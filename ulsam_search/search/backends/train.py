@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from ...cost import measure_latency
 from ...data import load_data
-from ...models.arch import build_model
+from ...models.build import build_model
 from ...train import (EpochMetrics, autocast_dtype, load_checkpoint, load_pretrained, run_facts, seed_everything,
                       train_epochs)
 from .base import TrialRun, epoch_record
