@@ -258,7 +258,21 @@ def plot(results: pd.DataFrame, budgets: list[float], size: int, cheapest: dict[
     plt.close(fig)
 
 
-def main(argv: list[str]) -> None:
+@dataclass(frozen=True)
+class Plan:
+    """What the command line asks for, resolved: the table, the searches and the budgets."""
+
+    args: argparse.Namespace
+    table_path: Path
+    table_seeds: list[int]
+    base: SearchConfig
+    size: int  # architectures in the table
+    budgets: list[int]  # trials at each --budgets percentage
+    replicates: list[tuple[int, int]]  # (table seed, sampler seed)
+    searches: list[tuple[str, int | None]]  # (sampler, mo-asha grace period or None for FIFO)
+
+
+def parse_plan(argv: list[str]) -> Plan:
     parser = argparse.ArgumentParser(prog="ulsam-search bench samplers", description=__doc__.splitlines()[0])
     parser.add_argument("--table", default=str(ROOT / "benchmarks" / "data" / "tabular_digits.csv"))
     parser.add_argument("--config", default=str(ROOT / "search_spaces" / "tabular_digits_search.yaml"))
@@ -282,31 +296,33 @@ def main(argv: list[str]) -> None:
         args.samplers, args.seeds, args.table_seeds, args.grace_periods = ["nsga2", "random"], 1, table.seeds[:1], [2]
         args.budgets = [5, 10]
     table_seeds = args.table_seeds or table.seeds
-    console = Console(width=160, soft_wrap=True)  # long lines stay whole; the tables still fit 160 columns
-    progress = Console(stderr=True, width=160)
-    base = load_search_config(args.config)
     size = len(table.archs)
-    budgets = [max(1, round(size * b / 100)) for b in args.budgets]
-    n_trials = max(budgets)
-    replicates = [(table_seed, seed) for table_seed in table_seeds for seed in range(args.seeds)]
-    searches = [(sampler, None) for sampler in args.samplers] + [("nsga2", grace) for grace in args.grace_periods]
-    started = time.perf_counter()
-    records = []
+    return Plan(args, table_path, table_seeds, load_search_config(args.config), size,
+                [max(1, round(size * b / 100)) for b in args.budgets],
+                [(table_seed, seed) for table_seed in table_seeds for seed in range(args.seeds)],
+                [(sampler, None) for sampler in args.samplers] + [("nsga2", grace) for grace in args.grace_periods])
+
+
+def run_searches(plan: Plan, progress: Console) -> tuple[pd.DataFrame, dict[int, Exhaustive]]:
+    """Every (search, replicate) through the real runner on a local Ray: the measures after every trial, and per
+    table seed its exhaustive front."""
     import ray
 
+    n_trials = max(plan.budgets)
+    records = []
+    best: dict[int, Exhaustive] = {}  # table seed -> its exhaustive front and reference point
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         with tempfile.TemporaryDirectory() as runs:
-            best: dict[int, Exhaustive] = {}  # table seed -> its exhaustive front and reference point
-            for (sampler, grace), (table_seed, seed) in itertools.product(searches, replicates):
-                config = search_config(base, table_path, sampler, seed, table_seed, n_trials, grace,
+            for (sampler, grace), (table_seed, seed) in itertools.product(plan.searches, plan.replicates):
+                config = search_config(plan.base, plan.table_path, sampler, seed, table_seed, n_trials, grace,
                                        f"{sampler}-{grace or 'fifo'}-{table_seed}-{seed}")
                 clock = time.perf_counter()
                 trials = run_search(config, runs, progress=False)
                 if table_seed not in best:
                     paths, _, _ = prepare_run(config, runs)
                     baseline, _ = reference_point(config, RunFacts.read(paths.facts), trials)
-                    best[table_seed] = exhaustive(table_path, config, baseline)
+                    best[table_seed] = exhaustive(plan.table_path, config, baseline)
                 history = curve(trials, config, best[table_seed])
                 records.append(history.assign(sampler=sampler, seed=seed, table_seed=table_seed,
                                               scheduler=config.scheduler.name,
@@ -320,16 +336,11 @@ def main(argv: list[str]) -> None:
                                f"{last['front_share']:.0%} of the front after {last['epochs']:.0f} epochs")
     finally:
         ray.shutdown()
-    results = pd.concat(records, ignore_index=True)
-    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="ulsam-bench-samplers-"))  # once it worked
-    out.mkdir(parents=True, exist_ok=True)
-    results.to_csv(out / "samplers.csv", index=False, float_format="%.6g")
-    # The trivial baseline, per search (it depends on the table seed only), so its mean weighs the seeds alike.
-    trivial = pd.DataFrame([{"table_seed": t, "seed": s, **scores(best[t].cheapest, base.objectives, best[t])}
-                            for t, s in replicates])
-    plot(results, list(args.budgets), size, trivial.mean(numeric_only=True).to_dict(), out / "samplers.png")
+    return pd.concat(records, ignore_index=True), best
 
-    for table_seed in table_seeds:
+
+def print_references(console: Console, plan: Plan, best: dict[int, Exhaustive]) -> None:
+    for table_seed in plan.table_seeds:
         ex = best[table_seed]
         costs = "".join(f", {o} {v:.4g} ms (the baseline's)" if o == "latency" else
                         f", {'MACs' if o == 'macs' else o} {v / 1e6:.4f} M (the baseline's)"
@@ -342,6 +353,12 @@ def main(argv: list[str]) -> None:
                       + (f" ({above} at or above the baseline's MACs, outside the box)" if above else "")
                       + f"; {CHEAPEST}: {cheapest['arch']} (top-1 {cheapest['top1']:.10g}%, the best of the "
                         f"{ex.cheapest_ties} with the fewest MACs, {cheapest['macs'] / 1e6:.4f} M)")
+
+
+def print_measures(console: Console, plan: Plan, results: pd.DataFrame, trivial: pd.DataFrame):
+    """One table per measure (sampler x budget, FIFO searches); returns the means and whether every search of a
+    sampler had the whole front, by (measure, sampler, budget) and (sampler, budget)."""
+    args = plan.args
     fifo = results[results["scheduler"] == "fifo"]
     means: dict[tuple[str, str, int], float] = {}  # (measure, sampler, budget) -> mean over searches
     perfect: dict[tuple[str, int], bool] = {}  # (sampler, budget) -> every search has the whole front
@@ -349,25 +366,29 @@ def main(argv: list[str]) -> None:
                 ("igd_plus", "IGD+ to the exhaustive front, normalised by its ideal and nadir (lower is better)"),
                 ("front_share", "Share of the exhaustive front's architectures found (higher is better)"))
     for measure, title in measures:
-        console.print(f"{title}, {size} architectures, mean ± std over {len(replicates)} searches "
-                      f"({args.seeds} sampler seeds x table seeds {', '.join(map(str, table_seeds))})")
+        console.print(f"{title}, {plan.size} architectures, mean ± std over {len(plan.replicates)} searches "
+                      f"({args.seeds} sampler seeds x table seeds {', '.join(map(str, plan.table_seeds))})")
         view = Table()
         view.add_column("sampler")
-        for pct, budget in zip(args.budgets, budgets):
+        for pct, budget in zip(args.budgets, plan.budgets):
             view.add_column(f"{pct:g}% ({budget})", justify="right")
         for sampler in args.samplers:
             cells = []
-            for budget in budgets:
+            for budget in plan.budgets:
                 at = fifo[(fifo["sampler"] == sampler) & (fifo["trials"] == budget)]
                 means[measure, sampler, budget] = at[measure].mean()
                 perfect[sampler, budget] = bool((at["front_share"] == 1).all())
                 cells.append(mean_std(at[measure]))
             view.add_row(sampler, *cells)
-        view.add_row(CHEAPEST, *[mean_std(trivial[measure])] * len(budgets))
+        view.add_row(CHEAPEST, *[mean_std(trivial[measure])] * len(plan.budgets))
         console.print(view)
+    return means, perfect
 
-    goal_samplers = [s for s in ("nsga2", "tpe") if s in args.samplers]
-    at_quarter = [b for p, b in zip(args.budgets, budgets) if p <= 25]
+
+def print_goals(console: Console, plan: Plan, means, perfect, trivial: pd.DataFrame) -> None:
+    samplers = plan.args.samplers
+    goal_samplers = [s for s in ("nsga2", "tpe") if s in samplers]
+    at_quarter = [b for p, b in zip(plan.args.budgets, plan.budgets) if p <= 25]
     console.print("Goals: NSGA-II or TPE >= 0.95 of the hypervolume within 25% of the space; above random at every "
                   f"budget beyond the {STARTUP_TRIALS} shared start-up trials")
     if at_quarter and goal_samplers:
@@ -376,29 +397,32 @@ def main(argv: list[str]) -> None:
         console.print(f"  >= 0.95 within 25% of the space: {'met' if top[0] >= 0.95 else 'not met'} ("
                       + ", ".join(f"{s} {means['hv_fraction', s, b]:.3f}" for s in goal_samplers)
                       + f" at {b} trials; {CHEAPEST} {trivial['hv_fraction'].mean():.3f})")
-    later = [b for b in budgets if b > STARTUP_TRIALS]
-    if "random" in args.samplers and later and goal_samplers:
-        verdicts = {}
+    later = [b for b in plan.budgets if b > STARTUP_TRIALS]
+    if "random" not in samplers or not later or not goal_samplers:
+        return
 
-        def versus_random(measure: str, sampler: str) -> str:
-            return ", ".join(f"{means[measure, sampler, b] - means[measure, 'random', b]:+.3f}" for b in later)
+    def versus_random(measure: str, sampler: str) -> str:
+        return ", ".join(f"{means[measure, sampler, b] - means[measure, 'random', b]:+.3f}" for b in later)
 
-        for sampler in [s for s in args.samplers if s != "random"]:
-            ahead = all(means["hv_fraction", sampler, b] > means["hv_fraction", "random", b]
-                        or (perfect[sampler, b] and perfect["random", b]) for b in later)
-            verdicts[sampler] = ahead
-            console.print(f"  {sampler} above random beyond {STARTUP_TRIALS} trials: {'yes' if ahead else 'no'} "
-                          f"(hypervolume {versus_random('hv_fraction', sampler)}; IGD+, lower is better, "
-                          f"{versus_random('igd_plus', sampler)} at {', '.join(map(str, later))} trials)")
-        met = any(verdicts[s] for s in goal_samplers)
-        console.print(f"  above random at every budget beyond {STARTUP_TRIALS} trials: {'met' if met else 'not met'}")
+    verdicts = {}
+    for sampler in [s for s in samplers if s != "random"]:
+        ahead = all(means["hv_fraction", sampler, b] > means["hv_fraction", "random", b]
+                    or (perfect[sampler, b] and perfect["random", b]) for b in later)
+        verdicts[sampler] = ahead
+        console.print(f"  {sampler} above random beyond {STARTUP_TRIALS} trials: {'yes' if ahead else 'no'} "
+                      f"(hypervolume {versus_random('hv_fraction', sampler)}; IGD+, lower is better, "
+                      f"{versus_random('igd_plus', sampler)} at {', '.join(map(str, later))} trials)")
+    met = any(verdicts[s] for s in goal_samplers)
+    console.print(f"  above random at every budget beyond {STARTUP_TRIALS} trials: {'met' if met else 'not met'}")
 
+
+def print_savings(console: Console, plan: Plan, results: pd.DataFrame) -> None:
     console.print(f"mo-asha vs FIFO (NSGA-II): epochs to reach a hypervolume level, median over searches; at most "
-                  f"{base.training.epochs} / grace saved")
+                  f"{plan.base.training.epochs} / grace saved")
     saving = Table()
     nsga2 = results[results["sampler"] == "nsga2"]
     schedules = {schedule(g): nsga2[nsga2["grace_period"].isna() if g is None else nsga2["grace_period"] == g]
-                 for g in [None, *args.grace_periods]}
+                 for g in [None, *plan.args.grace_periods]}
     saving.add_column("level", justify="right")
     for name in schedules:
         saving.add_column(f"{name} epochs", justify="right")
@@ -415,6 +439,24 @@ def main(argv: list[str]) -> None:
                 cells.append(f"{fifo_epochs / epochs:.2f}x" if finite else "-")
         saving.add_row(label, *cells)
     console.print(saving)
-    console.print(f"{len(searches) * len(replicates)} searches of {n_trials} trials in "
+
+
+def main(argv: list[str]) -> None:
+    plan = parse_plan(argv)
+    console = Console(width=160, soft_wrap=True)  # long lines stay whole; the tables still fit 160 columns
+    started = time.perf_counter()
+    results, best = run_searches(plan, Console(stderr=True, width=160))
+    out = Path(plan.args.out) if plan.args.out else Path(tempfile.mkdtemp(prefix="ulsam-bench-samplers-"))
+    out.mkdir(parents=True, exist_ok=True)
+    results.to_csv(out / "samplers.csv", index=False, float_format="%.6g")
+    # The trivial baseline, per search (it depends on the table seed only), so its mean weighs the seeds alike.
+    trivial = pd.DataFrame([{"table_seed": t, "seed": s, **scores(best[t].cheapest, plan.base.objectives, best[t])}
+                            for t, s in plan.replicates])
+    plot(results, list(plan.args.budgets), plan.size, trivial.mean(numeric_only=True).to_dict(), out / "samplers.png")
+    print_references(console, plan, best)
+    means, perfect = print_measures(console, plan, results, trivial)
+    print_goals(console, plan, means, perfect, trivial)
+    print_savings(console, plan, results)
+    console.print(f"{len(plan.searches) * len(plan.replicates)} searches of {max(plan.budgets)} trials in "
                   f"{time.perf_counter() - started:.0f} s")
     console.print(f"wrote {out / 'samplers.csv'} and {out / 'samplers.png'} (folder {out})")

@@ -17,6 +17,7 @@ import yaml
 
 from ulsam_search.config import SearchConfig
 from ulsam_search.cost import count_cost
+from ulsam_search.errors import InvalidInput
 from ulsam_search.report import write_report
 from ulsam_search.search.records import pareto_set
 from ulsam_search.search.rundir import STUDY_NAME
@@ -239,11 +240,15 @@ def test_every_sampler_survives_the_pickling_ray_tune_gives_the_searcher(name):
 
 def test_latency_is_timed_once_per_arch_reported_and_constrained(local_ray, tmp_path):
     # An ablation trains each ARCH once per seed: the second seed reuses the first one's latency (latency.json).
-    from ulsam_search.ablation import ablation_config, build_cell_space
+    from ulsam_search import run_search as run_workflow
+    from ulsam_search.ablation import ablation_config
 
     study = ablation_config(tiny(objectives=["top1", "latency"], max_concurrent=1, latency={"repeats": 5},
                                  study={"kind": "grid", "blocks": [8], "ops": ["replace"], "groups": [1], "seeds": 2}))
-    table = run_search(study, tmp_path, progress=False, build_space=build_cell_space)
+    with pytest.raises(InvalidInput, match="an ablation study's space is its cells"):
+        run_search(study, tmp_path, progress=False)  # the runner alone would search the wrong space
+    assert not (tmp_path / "tiny").exists()
+    table = run_workflow(study, tmp_path, progress=False)
     cached = json.loads((tmp_path / "tiny" / "latency.json").read_text())
     assert sorted(cached) == sorted({BASELINE, f"{BASELINE}:8=1"}) and len(table) == 4
     assert (table["status"] == "COMPLETE").all() and (table["latency_ms"] > 0).all()

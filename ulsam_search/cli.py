@@ -233,7 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ulsam-search", description="Where should ULSAM go in a MobileNet, and with how many "
                                                       "subspaces? Cost counting, training, search and reports.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for add_commands in (_add_cost_commands, _add_train_command, _add_search_commands, _add_report_commands):
+        add_commands(sub)
+    return parser
 
+
+def _add_cost_commands(sub) -> None:
     count = sub.add_parser("count", help="params, MACs and FLOPs of an ARCH or variant")
     count.add_argument("arch", help="ARCH string (mobilenet_v2:12=4,15=4) or variant name (paper-mv2-c/8)")
     _add_cost_options(count)
@@ -243,6 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cost_options(variants)
     variants.set_defaults(func=_cmd_variants)
 
+
+def _add_train_command(sub) -> None:
     train = sub.add_parser("train", help="train one ARCH or variant on a dataset and report top-1/top-5")
     train.add_argument("arch", help="ARCH string or variant name")
     train.add_argument("--dataset", choices=DATASETS, default="digits", help="dataset (default digits, embedded)")
@@ -276,6 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     train.set_defaults(func=_cmd_train)
 
+
+def _add_search_commands(sub) -> None:
     run = sub.add_parser("run", help="run a search from a config (continues it when the run exists)")
     run.add_argument("config", help="search config, e.g. search_spaces/quickstart.yaml")
     run.add_argument("--name", help="run name (default: the config's name, else its file name)")
@@ -306,6 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--quiet", action="store_true", help="no live progress view")
     ablate.set_defaults(func=_cmd_ablate)
 
+
+def _add_report_commands(sub) -> None:
     report = sub.add_parser("report", help="write the Pareto report of a run (finished or still running)")
     report.add_argument("run_dir", help="the run directory, e.g. runs/quickstart")
     report.add_argument("--out", help="report folder (default reports/<name>)")
@@ -317,7 +328,6 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("name", nargs="?", help="benchmark name, e.g. ulsam")
     bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments passed to the benchmark")
     bench.set_defaults(func=_cmd_bench)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

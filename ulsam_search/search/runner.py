@@ -38,6 +38,9 @@ SpaceBuilder = Callable[[SearchConfig], SearchSpace]
 def prepare_run(config: SearchConfig, runs_dir: str | os.PathLike = "runs", build_space: SpaceBuilder | None = None):
     """``(paths, space, job)`` of the run ``config`` describes, once everything that can be checked before a run
     directory exists is (bad input writes nothing)."""
+    if build_space is None and config.study is not None:  # the runner cannot know a study's cells (a later layer)
+        raise InvalidInput("an ablation study's space is its cells: run it with ulsam_search.run_search or "
+                           "`ulsam-search ablate`")
     space = (build_space or search_space)(config)
     data = config.dataset
     try:
