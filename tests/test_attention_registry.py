@@ -39,7 +39,7 @@ register_attention(AttentionType("se", SqueezeExcite, {"insert"}, se_cost))
 @pytest.fixture
 def scratch_type(tmp_path, monkeypatch):
     """Import the scratch file into a copy of the registry, so that no other test sees "se"."""
-    monkeypatch.setattr(registry, "_ATTENTIONS", dict(registry._ATTENTIONS))
+    monkeypatch.setattr(registry.ATTENTIONS, "_entries", dict(registry.ATTENTIONS._entries))
     path = tmp_path / "scratch_se.py"
     path.write_text(SCRATCH_TYPE)
     spec = importlib.util.spec_from_file_location("scratch_se", path)
@@ -49,7 +49,7 @@ def scratch_type(tmp_path, monkeypatch):
 
 
 def test_a_type_in_one_file_registers_parses_builds_and_is_counted_by_its_rule(scratch_type):
-    assert list_attentions() == ["se", "ulsam"]
+    assert list_attentions() == ["ulsam", "se"]
     arch = Architecture.parse("mobilenet_v2:12+se4,15=4")
     assert [(p.block, p.op, p.attention, p.groups) for p in arch.placements] == [
         (12, "insert", "se", 4), (15, "replace", "ulsam", 4)]
@@ -70,7 +70,7 @@ def test_a_role_the_type_lacks_and_a_second_registration_are_refused(scratch_typ
         Architecture.parse("mobilenet_v2:12=se4")
     with pytest.raises(ValueError, match="attention 'se' is already registered"):
         registry.register_attention(registry.get_attention("se"))
-    with pytest.raises(InvalidInput, match="unknown attention 'eca'; valid: se, ulsam"):
+    with pytest.raises(InvalidInput, match="unknown attention 'eca'; valid: ulsam, se"):
         Architecture.parse("mobilenet_v2:12+eca4")
 
 

@@ -19,12 +19,12 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent / "ulsam_search"
 # Lowest first. A module may import its own layer and the layers before it. The search registries that config
 # validates names against (objectives, samplers, schedulers, backends) sit below config; the rest of search above.
 LAYERS = (
-    ("ulsam_search.errors", "ulsam_search._io", "ulsam_search._lazy"),
+    ("ulsam_search.errors", "ulsam_search._io", "ulsam_search._lazy", "ulsam_search._registry"),
     ("ulsam_search.models",),
     ("ulsam_search.cost",),
     ("ulsam_search.data",),
     ("ulsam_search.train",),
-    ("ulsam_search.search._registry", "ulsam_search.search._private", "ulsam_search.search.objectives",
+    ("ulsam_search.search._private", "ulsam_search.search.objectives",
      "ulsam_search.search.samplers", "ulsam_search.search.schedulers", "ulsam_search.search.mo_asha",
      "ulsam_search.search.backends"),
     ("ulsam_search.config",),

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._io import absolute
+from .._registry import Registry
 from ..errors import InvalidInput
 
 DEFAULT_DATA_ROOT = "data"
@@ -74,35 +75,29 @@ class DatasetSpec:
     load: Callable[[DatasetInfo, LoadOptions], object]
 
 
-_DATASETS: dict[str, DatasetSpec] = {}
+_SPECS: Registry[DatasetSpec] = Registry("dataset")
 
 
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:
     """Add ``spec`` to the registry; a name is registered once."""
-    if spec.name in _DATASETS:
-        raise ValueError(f"dataset '{spec.name}' is already registered")
-    _DATASETS[spec.name] = spec
-    return spec
+    return _SPECS.register(spec.name, spec)
 
 
-def _registry() -> dict[str, DatasetSpec]:
+def _registry() -> Registry[DatasetSpec]:
     """The registry with the built-in sets in it (their modules are imported on first use, not here at import)."""
     for module in _BUILTIN_MODULES:
         importlib.import_module(module, __package__)
-    return _DATASETS
+    return _SPECS
 
 
 def list_datasets() -> list[str]:
     """The registered dataset names in registration order (the built-ins: digits, cifar10, cifar100, imagefolder,
     fake)."""
-    return list(_registry())
+    return list(_registry().names())
 
 
 def get_dataset(name: str) -> DatasetSpec:
-    try:
-        return _registry()[name]
-    except KeyError:
-        raise InvalidInput(f"unknown dataset '{name}'; valid: {', '.join(list_datasets())}") from None
+    return _registry()[name]
 
 
 def __getattr__(name: str) -> tuple[str, ...]:

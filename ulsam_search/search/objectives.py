@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..errors import InvalidInput
+from .._registry import Registry
 
 if TYPE_CHECKING:
     import numpy as np
@@ -38,28 +38,22 @@ class Objective:
         return "maximize" if self.direction == "max" else "minimize"
 
 
-_OBJECTIVES: dict[str, Objective] = {}
+OBJECTIVES: Registry[Objective] = Registry("objective")
 
 
 def register_objective(objective: Objective) -> Objective:
     """Add ``objective``; a name is registered once."""
-    if objective.name in _OBJECTIVES:
-        raise ValueError(f"objective {objective.name!r} is already registered")
     if objective.direction not in ("max", "min"):
         raise ValueError(f"objective {objective.name!r}: direction must be max or min, got {objective.direction!r}")
-    _OBJECTIVES[objective.name] = objective
-    return objective
+    return OBJECTIVES.register(objective.name, objective)
 
 
 def list_objectives() -> tuple[str, ...]:
-    return tuple(_OBJECTIVES)
+    return OBJECTIVES.names()
 
 
 def get_objective(name: str) -> Objective:
-    try:
-        return _OBJECTIVES[name]
-    except KeyError:
-        raise InvalidInput(f"unknown objective '{name}'; valid: {', '.join(_OBJECTIVES)}") from None
+    return OBJECTIVES[name]
 
 
 def baseline_latency(table, facts) -> float | None:

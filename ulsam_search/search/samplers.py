@@ -11,7 +11,7 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from ..errors import InvalidInput
-from ._registry import Registry
+from .._registry import Registry
 
 if TYPE_CHECKING:
     from ..config import SearchConfig

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ._registry import Registry
+from .._registry import Registry
 from .objectives import get_objective
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from ...errors import InvalidInput
+from ..._registry import Registry
 
 INSERT, REPLACE = "insert", "replace"
 ROLES = (INSERT, REPLACE)
@@ -44,28 +44,22 @@ class AttentionType:
                              f"{', '.join(ROLES)}")
 
 
-_ATTENTIONS: dict[str, AttentionType] = {}
+ATTENTIONS: Registry[AttentionType] = Registry("attention")
 
 
 def register_attention(attention: AttentionType) -> AttentionType:
     """Add ``attention`` to the registry; a name is registered once."""
-    if attention.name in _ATTENTIONS:
-        raise ValueError(f"attention '{attention.name}' is already registered")
-    _ATTENTIONS[attention.name] = attention
-    return attention
+    return ATTENTIONS.register(attention.name, attention)
 
 
 def list_attentions() -> list[str]:
-    """The registered attention names, sorted."""
-    return sorted(_ATTENTIONS)
+    """The registered attention names, in registration order."""
+    return list(ATTENTIONS.names())
 
 
 def get_attention(name: str) -> AttentionType:
-    """The attention type registered under ``name``."""
-    try:
-        return _ATTENTIONS[name.lower()]
-    except KeyError:
-        raise InvalidInput(f"unknown attention '{name}'; valid: {', '.join(list_attentions())}") from None
+    """The attention type registered under ``name`` (any case, as ARCH strings are)."""
+    return ATTENTIONS[name.lower()]
 
 
 def create_attention(name: str, channels: int, **kwargs) -> nn.Module:

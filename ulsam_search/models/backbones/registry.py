@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from ..._registry import Registry
 from ...errors import InvalidInput
 from ._common import Block
 
@@ -19,31 +20,26 @@ class Backbone:
     blocks: Callable[..., list[Block]]  # (width, small_input, input_size) -> blocks 1..n
 
 
-_BACKBONES: dict[str, Backbone] = {}
+BACKBONES: Registry[Backbone] = Registry("backbone")
 
 
 def register_backbone(name: str, widths: tuple[float, ...], blocks: Callable[..., list[Block]]):
     """Decorator registering a model builder as backbone ``name``; a name is registered once."""
 
     def register(build: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _BACKBONES:
-            raise ValueError(f"backbone '{name}' is already registered")
-        _BACKBONES[name] = Backbone(name, tuple(widths), build, blocks)
+        BACKBONES.register(name, Backbone(name, tuple(widths), build, blocks))
         return build
 
     return register
 
 
 def list_backbones() -> list[str]:
-    """The registered backbone names, sorted."""
-    return sorted(_BACKBONES)
+    """The registered backbone names, in registration order."""
+    return list(BACKBONES.names())
 
 
 def get_backbone(name: str) -> Backbone:
-    try:
-        return _BACKBONES[name]
-    except KeyError:
-        raise InvalidInput(f"unknown backbone '{name}'; valid: {', '.join(list_backbones())}") from None
+    return BACKBONES[name]
 
 
 def block_table(name: str, width: float = 1.0, small_input: bool = False, input_size: int = 224) -> list[Block]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .._registry import Registry
+from ..._registry import Registry
 from .base import TrialBackend, TrialRun, epoch_record
 
 __all__ = ["TrialBackend", "TrialRun", "epoch_record", "get_backend", "list_backends", "register_backend"]
