@@ -223,7 +223,8 @@ def test_the_checker_counts_a_parent_package_for_cycles_only(tmp_path):
     assert cycles(every) == [["pkg.low", "pkg.sub", "pkg.sub.heavy"]]
 
 
-@pytest.mark.parametrize("module", ["ulsam_search", "ulsam_search.config"])
+@pytest.mark.parametrize("module", ["ulsam_search", "ulsam_search.config", "ulsam_search.data",
+                                    "ulsam_search.train.settings"])
 def test_importing_the_package_or_reading_a_config_imports_no_heavy_library(module):
     code = (f"import sys, {module}\n"
             "print(sorted(m for m in ('torch', 'ray', 'optuna', 'thop', 'pandas') if m in sys.modules))")
