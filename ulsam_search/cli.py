@@ -26,7 +26,7 @@ from .models import VARIANTS, resolve_arch
 from .models.variants import DEFAULT_GROUPS
 from .report import write_report
 from .search.records import pareto_set
-from .train import AMP_MODES, DEVICES, OPTIMIZERS
+from .train import AMP_MODES, DEVICES, OPTIMIZERS, TrainConfig
 from .workflows import (TrainRequest, check_trained, cost_record, resume_search, run_search, search_config,
                         status_counts, train_architecture)
 
@@ -123,7 +123,9 @@ def _cmd_variants(args) -> None:
 
 
 def _cmd_train(args) -> None:
-    request = TrainRequest(**{f.name: getattr(args, f.name) for f in fields(TrainRequest)})
+    training = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
+    request = TrainRequest(training=training, **{f.name: getattr(args, f.name) for f in fields(TrainRequest)
+                                                 if f.name != "training"})
     trained = train_architecture(request)
     record, result = trained.record, trained.result
     if args.json:

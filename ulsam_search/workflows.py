@@ -100,22 +100,11 @@ class TrainRequest:
     """``ulsam-search train``'s settings: one ARCH on one dataset."""
 
     arch: str
+    training: TrainConfig
     dataset: str = "digits"
     data_root: str | None = None
     download: bool = False
-    epochs: int = 10
     batch_size: int = 64
-    lr: float = 0.05
-    optimizer: str = "sgd"
-    weight_decay: float = 4e-5
-    warmup_epochs: float = 1.0
-    label_smoothing: float = 0.1
-    grad_clip: float | None = None
-    amp: str = "auto"
-    channels_last: bool = True
-    compile: bool = False
-    seed: int = 0
-    device: str = "auto"
     input_size: int | None = None
     num_classes: int | None = None
     small_input: bool | None = None
@@ -125,12 +114,6 @@ class TrainRequest:
     resume: str | None = None
     out: str | None = None
     quiet: bool = False
-
-    def train_config(self) -> TrainConfig:
-        return TrainConfig(epochs=self.epochs, lr=self.lr, optimizer=self.optimizer, weight_decay=self.weight_decay,
-                           warmup_epochs=self.warmup_epochs, label_smoothing=self.label_smoothing,
-                           grad_clip=self.grad_clip, amp=self.amp, channels_last=self.channels_last,
-                           compile=self.compile, seed=self.seed, device=self.device)
 
 
 @dataclass(frozen=True)
@@ -179,7 +162,7 @@ def _pretrained_record(report, path: Path | None) -> dict | None:
 def train_architecture(request: TrainRequest) -> Trained:
     """Train one ARCH as ``request`` says; everything is checked before a file is written (bad input: exit 2)."""
     arch = resolve_arch(request.arch)
-    config = request.train_config()
+    config = request.training
     device, _ = resolve_runtime(config)
     out, resume_path, pretrained_path = (absolute(p) if p else None
                                          for p in (request.out, request.resume, request.pretrained))
@@ -194,9 +177,9 @@ def train_architecture(request: TrainRequest) -> Trained:
     facts = run_facts(request.dataset, root, request.train_limit, request.batch_size, info.input_size, small_input)
     resume = _resume_state(resume_path, arch)
     data = load_data(request.dataset, root, batch_size=request.batch_size, input_size=request.input_size,
-                     workers=request.workers, device=device, seed=request.seed, num_classes=request.num_classes,
+                     workers=request.workers, device=device, seed=config.seed, num_classes=request.num_classes,
                      train_limit=request.train_limit)
-    seed_everything(request.seed)
+    seed_everything(config.seed)
     model = build_model(arch, data.num_classes, small_input=small_input)
     pretrained = load_pretrained(model, pretrained_path) if pretrained_path else None
     if pretrained is not None:
@@ -215,7 +198,7 @@ def train_architecture(request: TrainRequest) -> Trained:
               "params": cost.params, "macs": cost.macs, "flops": cost.flops, "cost_convention": "paper",
               "input_size": data.input_size, "num_classes": data.num_classes, "small_input": small_input,
               "train_seconds": result.seconds, "images_per_second": result.images_per_second,
-              "device": result.device, "seed": request.seed, "pretrained": _pretrained_record(pretrained,
+              "device": result.device, "seed": config.seed, "pretrained": _pretrained_record(pretrained,
                                                                                                pretrained_path),
               "history": [asdict(m) for m in result.history]}
     if out is not None:
