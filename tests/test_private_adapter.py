@@ -1,12 +1,15 @@
 """Every accessor of Ray's and Optuna's private attributes against the installed libraries, and the version check."""
 
+import math
 import subprocess
 import sys
+import threading
 import warnings
 
 import numpy as np
 import optuna
 import pytest
+from ray import cloudpickle
 
 from ulsam_search.search import _private
 from ulsam_search.search._private import PrivateAPIError, check_version
@@ -82,3 +85,21 @@ def test_the_registries_and_the_package_import_neither_torch_ray_nor_optuna():
             "print(sorted(m for m in ('torch', 'ray', 'optuna', 'ulsam_search.config') if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+def test_the_hypervolume_accessor():
+    # Two points in the unit box against (1, 1): 0.5 x 0.8 + 0.8 x 0.5 - 0.5 x 0.5 = 0.55.
+    assert math.isclose(_private.compute_hypervolume(np.array([[0.5, 0.2], [0.2, 0.5]]), np.ones(2)), 0.55)
+
+
+def test_a_sampler_holding_a_lock_pickles_and_gets_fresh_locks():
+    sampler = _private.picklable_sampler(optuna.samplers.NSGAIISampler(seed=0))
+    lock_types = (type(threading.Lock()), type(threading.RLock()))
+    locks = {key: type(value) for key, value in vars(sampler).items() if isinstance(value, lock_types)}
+    assert locks  # Optuna 5's NSGA-II holds one: the reason the adapter exists
+    again = cloudpickle.loads(cloudpickle.dumps(sampler))  # as Ray Tune saves the searcher
+    assert type(again).__name__ == "NSGAIISampler" and isinstance(again, optuna.samplers.NSGAIISampler)
+    assert {key: type(getattr(again, key)) for key in locks} == locks and all(
+        getattr(again, key) is not getattr(sampler, key) for key in locks)
+    random = optuna.samplers.RandomSampler(seed=0)
+    assert _private.picklable_sampler(random) is random and type(random) is optuna.samplers.RandomSampler

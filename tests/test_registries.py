@@ -5,7 +5,7 @@ import pytest
 from ulsam_search.config import SearchConfig
 from ulsam_search.errors import InvalidInput
 from ulsam_search.search.backends import get_backend, list_backends, register_backend
-from ulsam_search.search.samplers import list_samplers
+from ulsam_search.search.samplers import get_sampler, list_samplers
 from ulsam_search.search.schedulers import list_schedulers, make_scheduler
 
 
@@ -13,6 +13,7 @@ def test_the_names_a_config_may_choose_in_order():
     assert list_samplers() == ("nsga2", "tpe", "gp", "random", "grid")
     assert list_schedulers() == ("fifo", "mo-asha")
     assert list_backends() == ("train", "table")
+    assert [name for name in list_samplers() if get_sampler(name).enumerates] == ["grid"]
 
 
 def test_a_name_is_registered_once_and_an_unknown_one_is_bad_input():

@@ -238,17 +238,25 @@ def test_every_sampler_survives_the_pickling_ray_tune_gives_the_searcher(name):
     assert len(study.trials) == 3 and all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
 
 
+def test_the_runner_refuses_a_study_without_its_cell_space(tmp_path):
+    # The runner cannot import the ablation stage (a later layer): ulsam_search.run_search hands it the cells.
+    from ulsam_search.ablation import ablation_config
+
+    study = ablation_config(tiny(study={"kind": "grid", "blocks": [8], "ops": ["replace"], "groups": [1]}))
+    with pytest.raises(InvalidInput, match="an ablation study's space is its cells: run it with "
+                                           "ulsam_search.run_search or `ulsam-search ablate`"):
+        run_search(study, tmp_path, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_latency_is_timed_once_per_arch_reported_and_constrained(local_ray, tmp_path):
     # An ablation trains each ARCH once per seed: the second seed reuses the first one's latency (latency.json).
-    from ulsam_search import run_search as run_workflow
+    import ulsam_search
     from ulsam_search.ablation import ablation_config
 
     study = ablation_config(tiny(objectives=["top1", "latency"], max_concurrent=1, latency={"repeats": 5},
                                  study={"kind": "grid", "blocks": [8], "ops": ["replace"], "groups": [1], "seeds": 2}))
-    with pytest.raises(InvalidInput, match="an ablation study's space is its cells"):
-        run_search(study, tmp_path, progress=False)  # the runner alone would search the wrong space
-    assert not (tmp_path / "tiny").exists()
-    table = run_workflow(study, tmp_path, progress=False)
+    table = ulsam_search.run_search(study, tmp_path, progress=False)  # the runner given the study's cells
     cached = json.loads((tmp_path / "tiny" / "latency.json").read_text())
     assert sorted(cached) == sorted({BASELINE, f"{BASELINE}:8=1"}) and len(table) == 4
     assert (table["status"] == "COMPLETE").all() and (table["latency_ms"] > 0).all()

@@ -21,11 +21,9 @@ from .data import DATASETS_ON_DISK, data_root, dataset_info, load_data
 from .errors import InvalidInput, NothingTrained
 from .models import build_model, resolve_arch
 from .search import runner
+from .search.records import STATUSES
 from .search.space import build_space
 from .train import TrainConfig, fit, load_checkpoint, load_pretrained, resolve_runtime, run_facts, seed_everything
-
-STATUS_ORDER = ("COMPLETE", "PRUNED", "FAILED", "INFEASIBLE")
-
 
 def space_for(config: SearchConfig):
     """The space a run draws from: an ablation's cells (``study:``), else the search space."""
@@ -68,7 +66,7 @@ def cost_record(arch, input_size: int = 224, num_classes: int = 1000, convention
 
 def status_counts(table) -> dict[str, int]:
     counts = table["status"].value_counts().to_dict()
-    return {status: int(counts.get(status, 0)) for status in STATUS_ORDER}
+    return {status: int(counts.get(status, 0)) for status in STATUSES}
 
 
 def failure_line(table) -> str:
@@ -89,7 +87,7 @@ def check_trained(table) -> str:
     counts = status_counts(table)
     failures = failure_line(table)
     if not counts["COMPLETE"]:
-        summary = ", ".join(f"{counts[s]} {s.lower()}" for s in STATUS_ORDER)
+        summary = ", ".join(f"{counts[s]} {s.lower()}" for s in STATUSES)
         raise NothingTrained(failures if counts["FAILED"] == len(table) else f"no trial completed ({summary})" + (
             f"; {failures}" if failures else ""))
     return failures

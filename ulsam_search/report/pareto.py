@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import SearchConfig
+from ..search._private import compute_hypervolume
 from ..search.objectives import get_objective
 from ..search.records import eligible, pareto_mask
 from ..search.rundir import RunFacts
@@ -35,8 +36,6 @@ def normalised_losses(frame: pd.DataFrame, reference: dict[str, float]) -> np.nd
 
 def hypervolume(losses: np.ndarray) -> float:
     """Hypervolume dominated by ``losses`` within the unit box (reference point 1 in every objective)."""
-    from optuna._hypervolume import compute_hypervolume
-
     inside = losses[np.all(losses < 1.0, axis=1)]
     if len(inside) == 0:
         return 0.0

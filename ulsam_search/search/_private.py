@@ -1,7 +1,8 @@
 """The one adapter over Ray's and Optuna's private attributes: every such access in the package goes through here.
 
 The searcher needs what Ray's ``OptunaSearch`` keeps to itself (its study, its Tune-id -> Optuna-trial map), the
-grid sampler reorders Optuna's shuffled grid, and the Pareto test is Optuna's own. None of these is public API, so
+grid sampler reorders Optuna's shuffled grid, the Pareto test and the hypervolume are Optuna's own, and a
+sampler that holds a thread lock is made picklable. None of these is public API, so
 each accessor checks the installed versions against the ranges this was written for and names the attribute when
 it is gone, instead of an ``AttributeError`` deep inside a trial.
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import re
+import threading
 import types
 import warnings
 from functools import cache
@@ -115,3 +117,36 @@ def is_pareto_front(costs):
     import optuna.study._multi_objective as multi_objective
 
     return _attribute(multi_objective, "_is_pareto_front", "optuna")(costs, assume_unique_lexsorted=False)
+
+
+def compute_hypervolume(losses, reference):
+    """Optuna's exact hypervolume of ``losses`` (n x k, to minimise) against ``reference``
+    (``optuna._hypervolume.compute_hypervolume``, what ``optuna.visualization`` plots)."""
+    import optuna._hypervolume as hypervolume
+
+    return _attribute(hypervolume, "compute_hypervolume", "optuna")(losses, reference)
+
+
+def picklable_sampler(sampler):
+    """``sampler`` made picklable with the searcher Ray Tune saves: Optuna 5.1's NSGA-II holds a thread lock in its
+    private state, which cannot be pickled, so its class becomes a subclass that leaves the locks out and makes
+    fresh ones on loading."""
+    _checked("optuna")
+    lock_types = (type(threading.Lock()), type(threading.RLock()))
+    reentrant = {key: isinstance(value, lock_types[1]) for key, value in vars(sampler).items()
+                 if isinstance(value, lock_types)}
+    if not reentrant:
+        return sampler
+
+    class Picklable(type(sampler)):
+        def __getstate__(self):
+            return {key: value for key, value in self.__dict__.items() if key not in reentrant}
+
+        def __setstate__(self, state):
+            self.__dict__.update(state)
+            for key, rlock in reentrant.items():
+                setattr(self, key, threading.RLock() if rlock else threading.Lock())
+
+    Picklable.__name__ = Picklable.__qualname__ = type(sampler).__name__
+    sampler.__class__ = Picklable
+    return sampler

@@ -36,7 +36,7 @@ from .records import (FAILED, INFEASIBLE, PRUNED, TrialRecord, journal_storage, 
 from . import routing
 from .routing import Proposal, infeasible_message, proposal_of, route_proposal, untrained_values
 from .rundir import STUDY_NAME, RunPaths
-from .samplers import baseline_params, make_sampler
+from .samplers import baseline_params, get_sampler, make_sampler
 from .space import SearchSpace, param_name
 from .trial import TrialJob, trial_results
 
@@ -140,7 +140,8 @@ class RoutingSearcher(OptunaSearch):
         config = self.context.config
         earlier = self.study.get_trials(deepcopy=False)
         baseline = baseline_params(config, self.context.space)
-        if not earlier and baseline is not None and config.sampler.name != "grid":  # the grid puts it first
+        enumerates = get_sampler(config.sampler.name).enumerates  # the grid puts the baseline first itself
+        if not earlier and baseline is not None and not enumerates:
             self.study.enqueue_trial(baseline)  # the first trial asked; WAITING until then
         for trial in earlier:
             if trial.state.is_finished():

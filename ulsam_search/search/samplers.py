@@ -5,22 +5,41 @@ Import-light on purpose (no torch, Ray or Optuna until a sampler is made): ``con
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
 
 from ..errors import InvalidInput
 from .._registry import Registry
+from ._private import picklable_sampler
 
 if TYPE_CHECKING:
     from ..config import SearchConfig
     from .space import SearchSpace
 
-# name -> (seed, options, space, first trial's params or None) -> an Optuna sampler
+# (seed, options, space, first trial's params or None) -> an Optuna sampler
 SamplerFactory = Callable[[int, dict, "SearchSpace", "dict | None"], object]
-SAMPLERS: Registry[SamplerFactory] = Registry("sampler")
-register_sampler, list_samplers = SAMPLERS.register, SAMPLERS.names
+
+
+@dataclass(frozen=True)
+class Sampler:
+    make: SamplerFactory
+    # Walks a fixed list of points (the grid): it keeps its seed on resume (the seed orders the points and the
+    # points visited are skipped) and puts the first trial's params first itself.
+    enumerates: bool = False
+
+
+SAMPLERS: Registry[Sampler] = Registry("sampler")
+list_samplers = SAMPLERS.names
+
+
+def register_sampler(name: str, make: SamplerFactory, enumerates: bool = False) -> Sampler:
+    return SAMPLERS.register(name, Sampler(make, enumerates))
+
+
+def get_sampler(name: str) -> Sampler:
+    return SAMPLERS[name]
 
 
 def _optuna_sampler(class_name: str) -> SamplerFactory:
@@ -40,7 +59,7 @@ register_sampler("nsga2", _optuna_sampler("NSGAIISampler"))
 register_sampler("tpe", _optuna_sampler("TPESampler"))
 register_sampler("gp", _optuna_sampler("GPSampler"))
 register_sampler("random", _optuna_sampler("RandomSampler"))
-register_sampler("grid", _grid)
+register_sampler("grid", _grid, enumerates=True)
 
 
 def baseline_params(config: SearchConfig, space: SearchSpace) -> dict | None:
@@ -51,14 +70,14 @@ def baseline_params(config: SearchConfig, space: SearchSpace) -> dict | None:
 def make_sampler(config: SearchConfig, space: SearchSpace, trials_so_far: int = 0):
     """The Optuna sampler the config names, always passed explicitly (Optuna 5 changed the MO default).
 
-    A resumed run seeds it with ``seed + trials_so_far``: the same seed would replay the first proposals. Not the
-    grid sampler: its seed shuffles the grid, trial k takes grid point k, and it skips the points already visited.
+    A resumed run seeds it with ``seed + trials_so_far``: the same seed would replay the first proposals. Not a
+    sampler that enumerates its points (the grid): its seed orders them and it skips the points already visited.
     """
     options = dict(config.sampler.options)
-    seed = config.sampler.seed + (trials_so_far if config.sampler.name != "grid" else 0)
-    factory = SAMPLERS[config.sampler.name]
+    sampler = get_sampler(config.sampler.name)
+    seed = config.sampler.seed + (0 if sampler.enumerates else trials_so_far)
     try:
-        return _picklable(factory(seed, options, space, baseline_params(config, space)))
+        return picklable_sampler(sampler.make(seed, options, space, baseline_params(config, space)))
     except (TypeError, ValueError) as error:
         raise InvalidInput(f"sampler.options: {config.sampler.name} refuses {options}: {error}") from None
 
@@ -90,25 +109,3 @@ def grid_sampler_class():
             pass
 
     return GridSampler
-
-
-def _picklable(sampler):
-    """``sampler`` made picklable with the searcher Ray Tune saves: Optuna 5.1's NSGA-II holds a thread lock, which
-    cannot be pickled, so its class becomes a subclass that leaves the locks out and makes fresh ones on loading."""
-    reentrant = {key: isinstance(value, type(threading.RLock())) for key, value in vars(sampler).items()
-                 if isinstance(value, (type(threading.Lock()), type(threading.RLock())))}
-    if not reentrant:
-        return sampler
-
-    class Picklable(type(sampler)):
-        def __getstate__(self):
-            return {key: value for key, value in self.__dict__.items() if key not in reentrant}
-
-        def __setstate__(self, state):
-            self.__dict__.update(state)
-            for key, rlock in reentrant.items():
-                setattr(self, key, threading.RLock() if rlock else threading.Lock())
-
-    Picklable.__name__ = Picklable.__qualname__ = type(sampler).__name__
-    sampler.__class__ = Picklable
-    return sampler
