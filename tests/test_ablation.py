@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from ulsam_search.ablation import PAPER_RESULTS, ablation_config, build_cell_space, cell_statistics, study_cells
+from ulsam_search.ablation.stats import compare_with_baseline, holm, verdict
 from ulsam_search.config import SearchConfig, load_search_config
 from ulsam_search.errors import InvalidInput
 from ulsam_search.search.records import COLUMNS
@@ -51,9 +52,9 @@ def test_grid_and_subspaces_cells_skip_g_that_do_not_divide():
 @pytest.mark.parametrize("fields, message", [
     ({"kind": "placement", "groups": [1, 4]}, "study: a placement study uses one g"),
     ({"kind": "subspaces"}, "study: a subspaces study needs archs"),
-    ({"kind": "grid", "archs": ["paper-mv2-c"]}, "archs belongs to a subspaces study, not grid"),
+    ({"kind": "grid", "archs": ["paper-mv2-c"]}, "archs belongs to a subspaces or archs study, not grid"),
     ({"kind": "grid", "seeds": [1, 1]}, "seeds must be a count or a list of distinct seeds"),
-    ({"kind": "sweep"}, "study.kind: Input should be 'placement', 'subspaces' or 'grid'"),
+    ({"kind": "sweep"}, "study.kind: Input should be 'placement', 'subspaces', 'grid' or 'archs'"),
 ])
 def test_study_config_errors_name_the_field(tmp_path, fields, message):
     path = tmp_path / "ab.yaml"
@@ -108,6 +109,36 @@ def test_statistics_match_a_hand_computation():
     assert one["n"] == 1 and one["top1_mean"] == 70.0 and math.isnan(one["top1_std"]) and math.isnan(one["d_top1_p"])
     assert one["d_top1"] == pytest.approx(-1.0)  # the one seed both have: 70 - 71
     assert set(PAPER_RESULTS) >= {("birds", "mobilenet_v2:9=16,12=16"), ("dogs", "mobilenet_v1:11=8")}
+    # Holm across the two cells with a p-value: only one is tested (the other has one seed), so it is its own p.
+    assert c["d_top1_p_holm"] == pytest.approx(c["d_top1_p"]) and c["verdict"] == "not distinguishable"
+    assert math.isnan(one["d_top1_p_holm"]) and one["verdict"] == "not distinguishable"
+
+
+def test_holm_and_the_verdicts_by_hand():
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])  # 3 x 0.01, max(3 x 0.01, 2 x 0.03), ...
+    assert holm([0.5, 0.4]) == pytest.approx([0.8, 0.8]) and holm([0.9, 0.9]) == pytest.approx([1.0, 1.0])
+    adjusted = holm([0.02, math.nan])
+    assert adjusted[0] == pytest.approx(0.02) and math.isnan(adjusted[1])  # an untested comparison does not count
+    assert [verdict(1.0, 0.01), verdict(-1.0, 0.049), verdict(2.0, 0.05), verdict(2.0, math.nan)] == [
+        "better", "worse", "not distinguishable", "not distinguishable"]
+
+
+def test_planted_better_worse_and_equal_archs_against_the_baseline():
+    base = [90.0, 91.0, 92.0]
+    planted = {"better": [3.0, 3.2, 2.8], "worse": [-2.0, -2.2, -1.8], "equal": [0.5, -0.5, 0.0]}
+    rows = [{"arch": "base", "seed": s, "top1": v, "top5": 99.0} for s, v in zip((1, 2, 3), base)]
+    rows += [{"arch": name, "seed": s, "top1": b + d, "top5": 99.0} for name, diffs in planted.items()
+             for s, b, d in zip((1, 2, 3), base, diffs)]
+    frame = compare_with_baseline(pd.DataFrame(rows), "base", list(planted)).set_index("arch")
+    assert frame.index.tolist() == ["base", "better", "worse", "equal"]
+    # diffs 3 and -2, each +- 0.2 (sample std): t = d / (0.2 / sqrt 3); two-sided p, 2 degrees of freedom, closed form
+    p_better, p_worse = (1 - t / math.sqrt(t * t + 2) for t in (3.0 / (0.2 / math.sqrt(3)), 2.0 / (0.2 / math.sqrt(3))))
+    assert frame.loc["better", "d_top1_p"] == pytest.approx(p_better)
+    assert frame.loc["worse", "d_top1_p"] == pytest.approx(p_worse) and frame.loc["equal", "d_top1_p"] == pytest.approx(1)
+    # Holm: the smallest p times 3, the next times 2 (and at least the one before), the last times 1
+    assert frame["d_top1_p_holm"].tolist()[1:] == pytest.approx([3 * p_better, max(3 * p_better, 2 * p_worse), 1.0])
+    assert frame["verdict"].tolist()[1:] == ["better", "worse", "not distinguishable"]
+    assert math.isnan(frame.loc["base", "d_top1_p_holm"]) and frame.loc["better", "d_top1"] == pytest.approx(3.0)
 
 
 def _exe() -> str:

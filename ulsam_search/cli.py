@@ -18,7 +18,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from .config import load_search_config
+from .ablation.confirm import finding
+from .config import CONFIRM_SELECTIONS, load_search_config
 from .cost import CONVENTIONS
 from .data import DATASETS
 from .errors import InvalidInput, NothingTrained
@@ -27,8 +28,8 @@ from .models.variants import DEFAULT_GROUPS
 from .report import write_report
 from .search.records import pareto_set
 from .train import AMP_MODES, DEVICES, OPTIMIZERS, TrainConfig
-from .workflows import (TrainRequest, check_trained, cost_record, resume_search, run_search, search_config,
-                        status_counts, train_architecture)
+from .workflows import (TrainRequest, check_trained, confirm_run, cost_record, resume_search, run_search,
+                        search_config, status_counts, train_architecture)
 
 BENCHMARKS_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -177,9 +178,11 @@ class _BenchHelp(argparse.Action):
         parser.exit()
 
 
-def _finish_run(table, config, root: Path, reports_dir: str) -> None:
+def _finish_run(table, config, root: Path, reports_dir: str, address: str | None = None,
+                quiet: bool = False) -> None:
     """Print what the run holds and write its report; the last line says how many trials failed, and a run in
-    which no trial completed exits 1 after its report is written."""
+    which no trial completed exits 1 after its report is written. A search with a ``confirm:`` block then
+    confirms its front, and its last lines say what held beyond noise."""
     counts = status_counts(table)
     front = pareto_set(table, config.objectives)
     summary = ", ".join(f"{n} {status.lower()}" for status, n in counts.items())
@@ -188,13 +191,31 @@ def _finish_run(table, config, root: Path, reports_dir: str) -> None:
     if interrupted:
         print(f"stopped after {len(table)} of {config.n_trials} trials; continue with `ulsam-search resume {root}`",
               file=sys.stderr)
-    if len(table):
+    confirming = config.confirm is not None and config.study is None and not interrupted and counts["COMPLETE"] > 0
+    if len(table) and not confirming:
         _console().print(f"report: {write_report(root, Path(reports_dir) / config.name) / 'index.html'}")
     if interrupted:  # the resume hint is the last word
         return
     warning = check_trained(table)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
+    if confirming:
+        _confirm(root, {}, (), address, quiet, Path(reports_dir) / config.name)
+
+
+def _confirm(run_dir: Path, changes: dict, overrides, address: str | None, quiet: bool, report_dir: Path) -> None:
+    """Confirm the run's front, write its report, and end with the finding in words."""
+    confirmation = confirm_run(run_dir, changes, overrides=overrides, progress=not quiet, address=address)
+    _console().print(f"report: {write_report(run_dir, report_dir) / 'index.html'}")
+    print(f"confirmed at {confirmation.epochs} epochs with seeds {', '.join(map(str, confirmation.seeds))}:")
+    for line in finding(confirmation):
+        print(f"  {line}")
+
+
+def _cmd_confirm(args) -> None:
+    changes = {"top": args.top, "seeds": args.seeds, "epochs": args.epochs, "select": args.select}
+    name = Path(args.run_dir).resolve().name
+    _confirm(Path(args.run_dir), changes, args.set, args.address, args.quiet, Path(args.reports_dir) / name)
 
 
 def _cmd_ablate(args) -> None:
@@ -211,12 +232,13 @@ def _cmd_report(args) -> None:
 def _cmd_run(args) -> None:
     config = search_config(args.config, args.set, args.name, n_trials=args.n_trials, address=args.address)
     table = run_search(config, args.runs_dir, progress=not args.quiet)
-    _finish_run(table, config, Path(args.runs_dir) / config.name, args.reports_dir)
+    _finish_run(table, config, Path(args.runs_dir) / config.name, args.reports_dir, args.address, args.quiet)
 
 
 def _cmd_resume(args) -> None:
     table = resume_search(args.run_dir, progress=not args.quiet, address=args.address)
-    _finish_run(table, load_search_config(Path(args.run_dir) / "config.yaml"), Path(args.run_dir), args.reports_dir)
+    _finish_run(table, load_search_config(Path(args.run_dir) / "config.yaml"), Path(args.run_dir), args.reports_dir,
+                args.address, args.quiet)
 
 
 def _cmd_bench(args) -> None:
@@ -316,6 +338,23 @@ def _add_search_commands(sub) -> None:
                         help="override a config key (dotted, YAML value; repeatable): --set training.epochs=1")
     ablate.add_argument("--quiet", action="store_true", help="no live progress view")
     ablate.set_defaults(func=_cmd_ablate)
+
+    confirm = sub.add_parser("confirm", help="retrain a run's front and the baseline with new seeds; what holds "
+                                             "beyond noise")
+    confirm.add_argument("run_dir", help="the run directory of a search, e.g. runs/quickstart")
+    confirm.add_argument("--top", type=_positive_int, help="how many front members (default: the config's "
+                                                            "confirm.top, else 2)")
+    confirm.add_argument("--seeds", type=int, help="new seeds per ARCH, at least 2 (default 3)")
+    confirm.add_argument("--epochs", type=_positive_int, help="the budget (default: the search's training.epochs)")
+    confirm.add_argument("--select", choices=CONFIRM_SELECTIONS,
+                         help="front: most accurate first (default); knee: the knee and its neighbours; crowding: "
+                              "the most isolated first")
+    confirm.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                         help="override a key of the confirm run's config, e.g. --set resources.cpu=2")
+    confirm.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local instance)")
+    confirm.add_argument("--reports-dir", default="reports", help="where the report goes (default reports/)")
+    confirm.add_argument("--quiet", action="store_true", help="no live progress view")
+    confirm.set_defaults(func=_cmd_confirm)
 
 
 def _add_report_commands(sub) -> None:

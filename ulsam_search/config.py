@@ -95,7 +95,7 @@ class SpaceConfig(_Strict):
         return value
 
 
-STUDIES = ("placement", "subspaces", "grid")
+STUDIES = ("placement", "subspaces", "grid", "archs")
 PAPER_TABLES = ("imagenet", "food101", "birds", "dogs")
 
 
@@ -106,7 +106,8 @@ class StudyConfig(_Strict):
     blocks: Literal["all"] | tuple[PositiveInt, ...] = "all"  # placement, grid: ULSAM at one of these at a time
     ops: tuple[Literal["insert", "replace"], ...] = ("insert", "replace")  # placement, grid
     groups: tuple[PositiveInt, ...] = (1, 2, 4, 8, 16)  # placement: exactly one; subspaces, grid: the columns
-    archs: tuple[str, ...] = ()  # subspaces: ARCH strings or paper variants whose g varies (e.g. paper-mv2-c)
+    # subspaces: ARCH strings or paper variants whose g varies (e.g. paper-mv2-c); archs: the ARCHs as given
+    archs: tuple[str, ...] = ()
     seeds: PositiveInt | tuple[int, ...] = 3  # a count (seeds 0..n-1) or the seeds themselves, the same per cell
     paper_reference: Literal[PAPER_TABLES] | None = None  # show the paper's numbers from this data set's table
 
@@ -121,10 +122,11 @@ class StudyConfig(_Strict):
     def _fits_kind(self):
         if self.kind == "placement" and len(self.groups) != 1:
             raise ValueError("a placement study uses one g (groups: [4]); for several use kind: grid")
-        if self.kind == "subspaces" and not self.archs:
-            raise ValueError("a subspaces study needs archs: the placements whose g varies")
-        if self.kind != "subspaces" and self.archs:
-            raise ValueError(f"archs belongs to a subspaces study, not {self.kind}")
+        if self.kind in ("subspaces", "archs") and not self.archs:
+            raise ValueError(f"a {self.kind} study needs archs: " + (
+                "the placements whose g varies" if self.kind == "subspaces" else "the ARCHs to compare"))
+        if self.kind not in ("subspaces", "archs") and self.archs:
+            raise ValueError(f"archs belongs to a subspaces or archs study, not {self.kind}")
         if isinstance(self.seeds, tuple) and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
             raise ValueError("seeds must be a count or a list of distinct seeds")
         return self
@@ -132,6 +134,19 @@ class StudyConfig(_Strict):
     @property
     def seed_list(self) -> tuple[int, ...]:
         return tuple(range(self.seeds)) if isinstance(self.seeds, int) else self.seeds
+
+
+CONFIRM_SELECTIONS = ("front", "knee", "crowding")
+
+
+class ConfirmConfig(_Strict):
+    """The confirm stage: retrain ``top`` front members and the baseline with ``seeds`` new seeds at the final
+    budget (``epochs``, default ``training.epochs``) and compare them with the baseline beyond seed noise."""
+
+    top: PositiveInt = 2
+    seeds: int = Field(default=3, ge=2)  # a paired comparison needs at least two
+    epochs: PositiveInt | None = None
+    select: Literal[CONFIRM_SELECTIONS] = "front"  # most accurate first; the knee and its neighbours; most isolated
 
 
 class ConstraintsConfig(_Strict):
@@ -212,6 +227,7 @@ class SearchConfig(_Strict):
     ray: RayConfig = RayConfig()
     backend: BackendConfig = BackendConfig()
     study: StudyConfig | None = None  # an ablation (``ulsam-search ablate``) instead of a search
+    confirm: ConfirmConfig | None = None  # a search ends by confirming its front (``ulsam-search confirm``)
 
     @field_validator("name")
     @classmethod
@@ -296,6 +312,17 @@ def _validate(data: dict, source: str) -> SearchConfig:
             valid = ", ".join(getattr(parent, "model_fields", {}))
             message = "unknown key" + (f"; valid keys here: {valid}" if valid else "")
         raise InvalidInput(f"config {source}: {path}: {message}") from None
+
+
+def confirm_settings(base: ConfirmConfig | None, **changes) -> ConfirmConfig:
+    """``base`` (a config's ``confirm:`` block, or the defaults) with the command line's changes, validated."""
+    data = (base or ConfirmConfig()).model_dump() | {key: value for key, value in changes.items() if value is not None}
+    try:
+        return ConfirmConfig.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise InvalidInput(f"confirm: {_field_path(first['loc'])}: {first['msg'].removeprefix('Value error, ')}") \
+            from None
 
 
 def apply_settings(data: dict, settings: list[str] | tuple[str, ...]) -> dict:

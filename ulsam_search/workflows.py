@@ -15,13 +15,16 @@ from pathlib import Path
 
 from ._io import absolute, atomic_path
 from .ablation import ablation_config, build_cell_space
-from .config import SearchConfig, load_search_config
+from .ablation.confirm import (CONFIRM_DIR, Confirmation, confirm_config, confirm_rows, describe, read_confirmation,
+                               select_members, write_confirm_csv)
+from .config import SearchConfig, apply_settings, confirm_settings, load_search_config
 from .cost import count_cost
 from .data import DATASETS_ON_DISK, data_root, dataset_info, load_data
 from .errors import InvalidInput, NothingTrained
 from .models import build_model, resolve_arch
+from .report import load_run
 from .search import runner
-from .search.records import STATUSES
+from .search.records import STATUSES, pareto_set
 from .search.space import build_space
 from .train import TrainConfig, fit, load_checkpoint, load_pretrained, resolve_runtime, run_facts, seed_everything
 
@@ -38,6 +41,41 @@ def run_search(config: SearchConfig, runs_dir: str | os.PathLike = "runs", *, pr
 def resume_search(run_dir: str | os.PathLike, *, progress: bool = True, address: str | None = None):
     """Continue the run in ``run_dir`` from its frozen config and Optuna journal."""
     return runner.resume_search(run_dir, progress=progress, address=address, build_space=space_for)
+
+
+def confirm_run(run_dir: str | os.PathLike, changes: dict | None = None, *, overrides=(), progress: bool = True,
+                address: str | None = None) -> Confirmation:
+    """The confirm stage of the run in ``run_dir``, as its config's ``confirm:`` block says with ``changes``
+    (top, seeds, epochs, select) applied: retrain the selected front members and the baseline with new seeds in
+    ``run_dir/confirm/`` (continuing it when it exists), then write ``run_dir/confirm.csv``. Everything is checked
+    before the first file is written."""
+    run_dir = absolute(run_dir)
+    config, _, facts, table = load_run(run_dir)
+    if config.study is not None:
+        raise InvalidInput(f"{run_dir} is an ablation study: its cells are compared with the baseline already")
+    settings = confirm_settings(config.confirm, **(changes or {}))
+    members = select_members(pareto_set(table, config.objectives), config.objectives, facts.baseline_arch,
+                             settings.top, settings.select)
+    confirm = confirm_config(config, members, settings)
+    if overrides:
+        confirm = SearchConfig.model_validate(apply_settings(confirm.model_dump(), overrides))
+    confirm = confirm.with_overrides(address=address)
+    _check_confirm_unchanged(run_dir, confirm)
+    confirmed = run_search(confirm, run_dir, progress=progress)
+    write_confirm_csv(run_dir, confirm_rows(confirmed, table, facts.baseline_arch))
+    return read_confirmation(run_dir, config.objectives)
+
+
+def _check_confirm_unchanged(run_dir: Path, confirm: SearchConfig) -> None:
+    """A confirm stage continues only as it started: the same members, seeds and budget."""
+    frozen = run_dir / CONFIRM_DIR / "config.yaml"
+    if not frozen.is_file():
+        return
+    started = load_search_config(frozen)
+    if describe(started) != describe(confirm):
+        raise InvalidInput(f"the confirm stage of {run_dir} was started with {describe(started)}; now "
+                           f"{describe(confirm)}: pass the settings it started with, or remove {frozen.parent} to "
+                           f"start over")
 
 
 def search_config(path, settings=(), name: str | None = None, *, n_trials: int | None = None,

@@ -110,7 +110,12 @@ def study_rows(config: SearchConfig) -> list[Row]:
 
 
 def study_cells(config: SearchConfig) -> tuple[str, list[Cell]]:
-    """(the baseline ARCH, every cell whose g divides its blocks' channels); a row with no valid g is refused."""
+    """(the baseline ARCH, every cell whose g divides its blocks' channels); a row with no valid g is refused. An
+    ``archs`` study's cells are its ARCHs as given (no g column)."""
+    baseline = str(Architecture(config.backbone, config.width))
+    if config.study.kind == "archs":
+        return baseline, [Cell(arch, 0, arch) for arch in dict.fromkeys(map(str, _given_archs(config)))
+                          if arch != baseline]
     cells = []
     for row in study_rows(config):
         fitting = []
@@ -122,7 +127,22 @@ def study_cells(config: SearchConfig) -> tuple[str, list[Cell]]:
         if not fitting:
             raise InvalidInput(f"study.groups: none of {', '.join(map(str, config.study.groups))} fits {row.label}")
         cells += fitting
-    return str(Architecture(config.backbone, config.width)), cells
+    return baseline, cells
+
+
+def _given_archs(config: SearchConfig) -> list[Architecture]:
+    """A study's ``archs``, resolved and on the config's backbone and width (errors name the entry)."""
+    archs = []
+    for i, text in enumerate(config.study.archs):
+        try:
+            arch = resolve_arch(text)
+        except InvalidInput as error:
+            raise InvalidInput(f"study.archs.{i}: {error}") from None
+        if (arch.backbone, arch.width) != (config.backbone, config.width):
+            raise InvalidInput(f"study.archs.{i}: {text} is not on {config.backbone}@{config.width:g} (the "
+                               f"config's backbone and width)")
+        archs.append(arch)
+    return archs
 
 
 @dataclass(frozen=True)

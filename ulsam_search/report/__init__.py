@@ -12,8 +12,9 @@ point, hypervolume, knee), ``text`` (tables, markdown, summary.json), ``plots`` 
 (the page) and ``write`` (the files, swapped in whole).
 """
 
+from ..search.records import knee_point
 from .collect import ReportData, collect, load_run, read_trials
-from .pareto import hypervolume, hypervolume_history, knee_point, normalised_losses, reference_point
+from .pareto import hypervolume, hypervolume_history, normalised_losses, reference_point
 from .write import write_report
 
 __all__ = ["ReportData", "collect", "hypervolume", "hypervolume_history", "knee_point", "load_run",

@@ -12,15 +12,17 @@ import numpy as np
 import pandas as pd
 
 from ..ablation import cell_statistics
+from ..ablation.confirm import Confirmation, read_confirmation
 from ..config import SearchConfig, load_search_config
 from ..errors import InvalidInput
 from ..models.arch import Architecture
 from ..models.variants import VARIANTS
 from ..search.objectives import get_objective
-from ..search.records import COMPLETE, FAILED, INFEASIBLE, PRUNED, STATUSES, TEXT_COLUMNS, eligible, pareto_set
+from ..search.records import (COMPLETE, FAILED, INFEASIBLE, PRUNED, STATUSES, TEXT_COLUMNS, eligible, knee_point,
+                               pareto_set)
 from ..search.rundir import RunFacts
 from ..search.space import PARAM_PREFIX
-from .pareto import hypervolume, hypervolume_history, knee_point, normalised_losses, reference_point
+from .pareto import hypervolume, hypervolume_history, normalised_losses, reference_point
 
 NUMERIC_COLUMNS = ("number", "top1", "top5", "macs", "params", "epochs_done", "epochs_budget", "seconds",
                    "started_at", "latency_ms")
@@ -45,6 +47,7 @@ class ReportData:
     baseline_top1: float | None
     knee: int | None  # trial number
     ablation: pd.DataFrame | None  # a study's cell statistics; None for a search
+    confirmed: Confirmation | None = None  # the confirm stage's results (``confirm.csv``); None: single runs only
 
     @property
     def latency_timed(self) -> bool:
@@ -167,9 +170,10 @@ def not_on_front(table: pd.DataFrame) -> pd.DataFrame:
     pruned = table["status"] == PRUNED
     reasons[pruned] = [f"stopped by the scheduler after epoch {int(d)} of {int(b)}"
                        for d, b in zip(table.loc[pruned, "epochs_done"].fillna(0), budget[pruned].fillna(0))]
+    errors = table["error"] if "error" in table else pd.Series(None, index=table.index, dtype=object)
     for status in (FAILED, INFEASIBLE):
         rows = table["status"] == status
-        reasons[rows] = table.loc[rows, "error"].fillna(status.lower()).astype(str)
+        reasons[rows] = errors[rows].fillna(status.lower()).astype(str)
     below = (table["status"] == COMPLETE) & ~table["feasible"].fillna(True).astype(bool)
     reasons[below] = "top-1 below constraints.min_top1"
     return table.assign(reason=reasons)[reasons != ""]
@@ -188,4 +192,5 @@ def collect(run_dir: str | os.PathLike) -> ReportData:
                       floor=floor, hypervolume=hypervolume(front_losses),
                       hypervolume_history=hypervolume_history(table, list(config.objectives), reference),
                       baseline_top1=baseline_top1, knee=int(front["number"].iloc[knee]) if knee is not None else None,
-                      ablation=cell_statistics(config, table) if config.study else None)
+                      ablation=cell_statistics(config, table) if config.study else None,
+                      confirmed=read_confirmation(Path(run_dir), config.objectives))

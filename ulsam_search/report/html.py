@@ -7,8 +7,10 @@ import html
 from pathlib import Path
 
 from .collect import ReportData
-from .plots import ABLATION, FRONT, Drawn, plotly_figures
-from .text import ABLATION_METRICS, ablation_tables, counts_text, fmt
+from ..ablation.confirm import finding
+from .plots import ABLATION, CONFIRMED, FRONT, Drawn, plotly_figures
+from .text import (ABLATION_METRICS, ablation_tables, confirmed_intro, confirmed_table, counts_text, fmt,
+                   single_runs)
 
 
 def _plots(drawn: list[Drawn], section: str) -> str:
@@ -31,6 +33,24 @@ def _front_rows(data: ReportData) -> str:
 def _other_rows(data: ReportData) -> str:
     return "".join(f"<tr><td>{int(r['number'])}</td><td>{r['status']}</td><td><code>{html.escape(r['arch'])}</code>"
                    f"</td><td>{html.escape(str(r['reason']))}</td></tr>" for _, r in data.others.iterrows())
+
+
+def _markdown_cell(text: str) -> str:
+    """A cell of the Confirmed table (written for Markdown) as HTML: `code` spans become <code>."""
+    parts = html.escape(text).split("`")
+    return "".join(f"<code>{part}</code>" if i % 2 else part for i, part in enumerate(parts))
+
+
+def _confirmed_section(data: ReportData, drawn: list[Drawn]) -> str:
+    """The confirm stage's table, finding and figure; without one, the warning that the deltas are single runs."""
+    if data.confirmed is None:
+        return f"<p><em>{_markdown_cell(single_runs(data))}</em></p>"
+    header, rows = confirmed_table(data)
+    table = "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>" + "".join(
+        "<tr>" + "".join(f"<td>{_markdown_cell(cell)}</td>" for cell in row) + "</tr>" for row in rows) + "</table>"
+    lines = "".join(f"<li>{_markdown_cell(line)}</li>" for line in finding(data.confirmed))
+    return (f"<h2>Confirmed</h2><p>{html.escape(confirmed_intro(data))}</p>{table}<ul>{lines}</ul>"
+            f"{_plots(drawn, CONFIRMED)}")
 
 
 def _ablation_section(data: ReportData, drawn: list[Drawn]) -> str:
@@ -65,6 +85,7 @@ reference is 1). Baseline <code>{html.escape(data.facts.baseline_arch)}</code>: 
 <h2>Top of the Pareto set (by top-1)</h2>
 <table><tr><th>#</th><th>ARCH</th><th>top-1 %</th><th>MACs</th><th>params</th><th>Δ top-1</th><th>Δ MACs %</th>
 <th>Δ params %</th><th>reproduce</th></tr>{_front_rows(data)}</table>
+{_confirmed_section(data, drawn)}
 <h2>Not on the front</h2>
 <table><tr><th>#</th><th>status</th><th>ARCH</th><th>reason</th></tr>{_other_rows(data)}</table>
 {_ablation_section(data, drawn)}

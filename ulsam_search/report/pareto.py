@@ -58,12 +58,3 @@ def hypervolume_history(table: pd.DataFrame, objectives, reference: dict[str, fl
             value = hypervolume(front)
         values.append(value)
     return pd.DataFrame({"number": numbers, "hypervolume": values})
-
-
-def knee_point(losses: np.ndarray) -> int | None:
-    """Row of the front closest to the utopia point once each objective is scaled to the front's own range."""
-    if len(losses) == 0:
-        return None
-    spread = np.ptp(losses, axis=0)
-    scaled = (losses - losses.min(axis=0)) / np.where(spread > 0, spread, 1.0)
-    return int(np.argmin(np.linalg.norm(scaled, axis=1)))

@@ -10,13 +10,18 @@ import time
 import numpy as np
 import pandas as pd
 
+from ..ablation.confirm import finding, half_width
 from ..config import SearchConfig
 from ..search.objectives import get_objective
 from ..search.records import STATUSES, eligible
 from ..search.space import PARAM_PREFIX
 from .collect import ReportData
 
+SINGLE_RUNS = ("The Δ columns of the front are single runs (one seed each, at the search's budget): a difference "
+               "within seed noise is not a finding. `ulsam-search confirm {run_dir}` retrains the front and the "
+               "baseline with new seeds and tests the differences.")
 ABLATION_METRICS = {"top1": "Top-1", "top5": "Top-5"}  # a study's tables, one per metric
+ABLATION_VALUE = "mean ± std [95% CI]"  # the one column of a study without g columns
 
 
 def fmt(value, digits: int = 2, signed: bool = False) -> str:
@@ -85,9 +90,75 @@ def summary(data: ReportData) -> dict:
         "knee": None if knee is None else {"number": int(knee["number"]), "arch": knee["arch"],
                                            **{o: float(knee[get_objective(o).column]) for o in objectives},
                                            "method": "closest to the utopia point, each objective scaled to the front's range"},
+        "confirmed": confirmed_summary(data),
         "wall_seconds": run_wall_seconds(table),
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def single_runs(data: ReportData) -> str:
+    return SINGLE_RUNS.format(run_dir=f"runs/{data.name}")
+
+
+def confirmed_intro(data: ReportData) -> str:
+    """How the confirm stage trained and compared, and how big the seed noise is."""
+    confirmed = data.confirmed
+    noise = "" if math.isnan(confirmed.noise_std) else (
+        f" Seed noise: std {confirmed.noise_std:.2f} points of top-1 (pooled over the confirmed ARCHs); single-run "
+        f"differences below ~{2 * confirmed.noise_std:.1f} points are not findings.")
+    return (f"{len(confirmed.members)} front members and the baseline retrained from scratch with new seeds "
+            f"{', '.join(map(str, confirmed.seeds))} for {confirmed.epochs} epochs. Top-1: mean ± half the 95% CI "
+            f"(Student's t); Δ: the paired difference from the baseline over the seeds both finished, ± half its "
+            f"95% CI; p: paired t-test, Holm-corrected across the members; verdict at 95%. Costs are exact." + noise)
+
+
+def confirmed_table(data: ReportData) -> tuple[list[str], list[list[str]]]:
+    """The Confirmed section's table: one row per ARCH, the baseline first."""
+    base_macs = data.confirmed.stats["macs"].iloc[0]
+    header = ["ARCH", "n", "top-1 %", "Δ top-1", "p (Holm)", "verdict", "MACs", "Δ MACs %", "search top-1 (1 run)",
+              "confirmed front"]
+    rows = []
+    for i, r in data.confirmed.stats.iterrows():
+        ci = half_width(r, "top1")
+        rows.append([f"`{r['arch']}`" + (" (baseline)" if i == 0 else ""), str(int(r["n"])),
+                     f"{r['top1_mean']:.2f}" + ("" if math.isnan(ci) else f" ± {ci:.2f}"),
+                     "" if i == 0 else f"{r['d_top1']:+.2f} ± {half_width(r):.2f}",
+                     "" if i == 0 else fmt(r["d_top1_p_holm"], 3), "" if i == 0 else r["verdict"],
+                     f"{int(r['macs']):,}", fmt((r["macs"] / base_macs - 1) * 100, signed=True),
+                     fmt(r["search_top1"]), "yes" if r["front"] else f"dominated by `{r['dominated_by']}`"
+                     + (" (within the CIs)" if r["within_ci"] else "")])
+    return header, rows
+
+
+def confirmed_markdown(data: ReportData) -> list[str]:
+    if data.confirmed is None:
+        return []
+    header, rows = confirmed_table(data)
+    return ["## Confirmed", "", confirmed_intro(data), "", markdown_table(header, rows), "",
+            *[f"- {line}" for line in finding(data.confirmed)], ""]
+
+
+def confirmed_summary(data: ReportData) -> dict | None:
+    """summary.json's ``confirmed``: the confirm stage's settings, noise, per-ARCH statistics and finding."""
+    confirmed = data.confirmed
+    if confirmed is None:
+        return None
+
+    def number(value):
+        return None if pd.isna(value) else float(value)
+
+    archs = [{"arch": r["arch"], "n": int(r["n"]), "top1_mean": number(r["top1_mean"]),
+              "top1_ci": [number(r["top1_ci_low"]), number(r["top1_ci_high"])], "top5_mean": number(r["top5_mean"]),
+              "d_top1": number(r.get("d_top1")), "d_top1_ci": [number(r.get("d_top1_ci_low")),
+                                                                number(r.get("d_top1_ci_high"))],
+              "p": number(r.get("d_top1_p")), "p_holm": number(r.get("d_top1_p_holm")),
+              "verdict": r.get("verdict") if isinstance(r.get("verdict"), str) else None,
+              "macs": int(r["macs"]), "params": int(r["params"]), "search_top1": number(r["search_top1"]),
+              "confirmed_front": bool(r["front"]), "dominated_by": r["dominated_by"] or None,
+              "dominated_within_ci": bool(r["within_ci"])}
+             for _, r in confirmed.stats.iterrows()]
+    return {"seeds": list(confirmed.seeds), "epochs": confirmed.epochs, "seed_std_top1": number(confirmed.noise_std),
+            "baseline": archs[0], "members": archs[1:], "finding": finding(confirmed)}
 
 
 def counts_text(info: dict) -> str:
@@ -104,7 +175,8 @@ def pareto_markdown(data: ReportData, info: dict) -> str:
              f"Hypervolume {data.hypervolume:.4f} (reference: " + ", ".join(
                  f"{o} {fmt(v)}" for o, v in data.reference.items()) + "; normalised so the reference is 1).",
              f"Baseline `{facts.baseline_arch}`: {facts.baseline_macs:,} MACs, {facts.baseline_params:,} params, "
-             f"top-1 {fmt(data.baseline_top1)}.", ""]
+             f"top-1 {fmt(data.baseline_top1)}.", *([] if data.confirmed else [single_runs(data)]), ""]
+    lines += confirmed_markdown(data)
     latency = get_objective("latency").column if data.latency_timed else None
     header = ["#", "ARCH", *[f"b{b.removeprefix(PARAM_PREFIX)}" for b in data.blocks], "top-1 %", "top-5 %", "MACs",
               "params", *(["latency ms"] if latency else []), "Δ top-1", "Δ top-5", "Δ MACs %", "Δ params %"]
@@ -130,8 +202,11 @@ def _cell_text(row: pd.Series, metric: str) -> str:
     if not math.isnan(row[f"{metric}_std"]):
         text += f" ± {row[f'{metric}_std']:.2f} [{row[f'{metric}_ci_low']:.2f}, {row[f'{metric}_ci_high']:.2f}]"
     if f"d_{metric}" in row and not pd.isna(row.get(f"d_{metric}")):
-        p = row[f"d_{metric}_p"]
-        text += f" Δ {row[f'd_{metric}']:+.2f}" + ("" if pd.isna(p) else f" (p={p:.3f})")
+        p, holm = row[f"d_{metric}_p"], row.get(f"d_{metric}_p_holm")
+        text += f" Δ {row[f'd_{metric}']:+.2f}" + ("" if pd.isna(p) else f" (p={p:.3f}")
+        text += "" if pd.isna(p) else (")" if holm is None or pd.isna(holm) else f", Holm {holm:.3f})")
+        if metric == "top1" and isinstance(row.get("verdict"), str):
+            text += f" {row['verdict']}"
     paper = row[f"paper_{metric}"]
     if paper is not None and not pd.isna(paper):
         text += f" · paper {paper:.2f}"
@@ -150,14 +225,15 @@ def ablation_tables(stats: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Paper-style tables, rows x g, for top-1 and top-5, with MACs and params per row; the baseline's first row
     repeats its one value under every g, to read down each column."""
     groups = sorted(int(g) for g in stats["groups"].dropna().unique())
+    labels = [f"g={g}" for g in groups] or [ABLATION_VALUE]  # an archs study has no g columns
     tables = {}
     for metric in ABLATION_METRICS:
         cells: dict[str, dict[str, str]] = {}
         for _, row in stats.iterrows():
             text = _cell_text(row, metric)
-            columns = groups if pd.isna(row["groups"]) else [int(row["groups"])]
-            cells.setdefault(row["row"], {}).update({f"g={g}": text for g in columns})
-        table = pd.DataFrame.from_dict(cells, orient="index", columns=[f"g={g}" for g in groups]).fillna("")
+            columns = labels if pd.isna(row["groups"]) else [f"g={int(row['groups'])}"]
+            cells.setdefault(row["row"], {}).update(dict.fromkeys(columns, text))
+        table = pd.DataFrame.from_dict(cells, orient="index", columns=labels).fillna("")
         costs = stats.groupby("row", sort=False).agg(MACs=("macs", _span), params=("params", _span))
         tables[metric] = table.join(costs).rename_axis("row")
     return tables
@@ -171,7 +247,8 @@ def ablation_markdown(config: SearchConfig, stats: pd.DataFrame) -> str:
              f"{len(stats) - 1} cells and the baseline, each trained with seeds {seeds} on {config.dataset.name} "
              f"for {config.training.epochs} epochs. Cells: mean ± sample std [95% CI, Student's t]; Δ is the "
              f"mean paired difference from the baseline over the seeds both finished, with the paired t-test's "
-             f"p-value." + (f" `paper` is the paper's single run on {study.paper_reference} (docs/paper.md)."
+             f"p-value and, for top-1, the p-value Holm-corrected across the cells and the verdict at 95%: better, "
+             f"worse, or not distinguishable from the baseline." + (f" `paper` is the paper's single run on {study.paper_reference} (docs/paper.md)."
                             if study.paper_reference else ""), ""]
     for metric, table in ablation_tables(stats).items():
         lines += [f"## {ABLATION_METRICS[metric]} accuracy (%)", "",

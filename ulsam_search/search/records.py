@@ -147,3 +147,28 @@ def pareto_set(frame: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:
     directions = [get_objective(o).direction for o in objectives]
     mask = pareto_mask(candidates[columns].to_numpy(dtype=float), directions)
     return candidates[mask].sort_values(columns[1] if len(columns) > 1 else columns[0])
+
+
+def knee_point(losses: np.ndarray) -> int | None:
+    """Row of the front closest to the utopia point once each objective is scaled to the front's own range."""
+    if len(losses) == 0:
+        return None
+    spread = np.ptp(losses, axis=0)
+    scaled = (losses - losses.min(axis=0)) / np.where(spread > 0, spread, 1.0)
+    return int(np.argmin(np.linalg.norm(scaled, axis=1)))
+
+
+def crowding_distance(losses: np.ndarray) -> np.ndarray:
+    """NSGA-II's crowding distance of each row of a front (n x k, to minimise): per objective, the gap between its
+    neighbours over the front's range, summed; the extremes of each objective are infinitely far."""
+    n = len(losses)
+    distance = np.zeros(n)
+    if n < 3:
+        return np.full(n, np.inf)
+    for column in np.asarray(losses, dtype=float).T:
+        order = np.argsort(column, kind="stable")
+        spread = column[order[-1]] - column[order[0]]
+        distance[order[0]] = distance[order[-1]] = np.inf
+        if spread > 0:
+            distance[order[1:-1]] += (column[order[2:]] - column[order[:-2]]) / spread
+    return distance

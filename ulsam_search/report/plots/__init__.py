@@ -8,6 +8,7 @@ add a figure there and both the PNGs and the page show it.
     hypervolume                    hypervolume of the front so far vs trial number
     placement_heatmap              blocks x choices: how often each choice appears on the front
     parallel_choices               per-block choices of every complete trial, coloured by top-1
+    (confirmed_top1_vs_macs)       the confirm stage's mean top-1 with 95% CIs, the search's single runs faint
     (ablation_top1_vs_g)           a study's top-1 against g per row
     (ablation_delta_top1)          a study's paired difference from the baseline per row and g
 """
@@ -21,11 +22,11 @@ from pathlib import Path
 
 from ...search.objectives import get_objective
 from ..collect import ReportData
-from . import (ablation_delta_top1, ablation_top1_vs_g, hypervolume, latency_vs_macs, parallel_choices,
-               placement_heatmap, top1_vs_cost)
+from . import (ablation_delta_top1, ablation_top1_vs_g, confirmed_top1_vs_macs, hypervolume, latency_vs_macs,
+               parallel_choices, placement_heatmap, top1_vs_cost)
 from ._common import pyplot
 
-FRONT, ABLATION = "front", "ablation"  # the page's sections
+FRONT, CONFIRMED, ABLATION = "front", "confirmed", "ablation"  # the page's sections
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class Figure:
     """One figure: where it goes, whether it applies to a report, its info, and the two renderers of that info."""
 
     name: str  # the PNG's stem and the page's plot id
-    section: str  # FRONT or ABLATION
+    section: str  # FRONT, CONFIRMED or ABLATION
     info: Callable[[ReportData], object]
     plotly: Callable[[object], object]
     matplotlib: Callable[[object], object]
@@ -65,6 +66,8 @@ FIGURES: tuple[Figure, ...] = (
            placement_heatmap.matplotlib_figure),
     Figure("parallel_choices", FRONT, parallel_choices._get_parallel_choices_info, parallel_choices.plotly_figure,
            parallel_choices.matplotlib_figure),
+    Figure("confirmed_top1_vs_macs", CONFIRMED, confirmed_top1_vs_macs._get_confirmed_info,
+           confirmed_top1_vs_macs.plotly_figure, confirmed_top1_vs_macs.matplotlib_figure, confirmed_top1_vs_macs.applies),
     Figure("ablation_top1_vs_g", ABLATION, ablation_top1_vs_g._get_top1_vs_g_info, ablation_top1_vs_g.plotly_figure,
            ablation_top1_vs_g.matplotlib_figure, ablation_top1_vs_g.applies),
     Figure("ablation_delta_top1", ABLATION, ablation_delta_top1._get_delta_top1_info,

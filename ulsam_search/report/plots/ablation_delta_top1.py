@@ -23,7 +23,8 @@ class _DeltaTop1Info:
 
 
 def applies(data: ReportData) -> bool:
-    return data.ablation is not None
+    """A study with g columns (an archs study has none)."""
+    return data.ablation is not None and bool(data.ablation["groups"].notna().any())
 
 
 def _get_delta_top1_info(data: ReportData) -> _DeltaTop1Info:

@@ -21,7 +21,8 @@ class _Top1VsGInfo:
 
 
 def applies(data: ReportData) -> bool:
-    return data.ablation is not None
+    """A study with g columns (an archs study has none)."""
+    return data.ablation is not None and bool(data.ablation["groups"].notna().any())
 
 
 def _get_top1_vs_g_info(data: ReportData) -> _Top1VsGInfo:

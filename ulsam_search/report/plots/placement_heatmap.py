@@ -33,7 +33,7 @@ def plotly_figure(info: _PlacementHeatmapInfo):
 
     shares = info.shares
     fig = go.Figure(go.Heatmap(z=shares.to_numpy(), x=list(shares.columns), y=list(shares.index), zmin=0, zmax=1,
-                               colorscale="Viridis", text=np.vectorize(lambda v: f"{v:.0%}")(shares.to_numpy()),
+                               colorscale="Viridis", text=[[f"{v:.0%}" for v in row] for row in shares.to_numpy()],
                                texttemplate="%{text}", colorbar={"title": "share"}))
     fig.update_layout(title=f"choices on the Pareto set ({info.front_size} trials)", template="plotly_white",
                       height=max(300, 40 * len(shares) + 140), yaxis={"autorange": "reversed"})
