@@ -18,12 +18,12 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from .ablation.confirm import finding
+from .ablation.confirm import CONFIRM_DIR, confirmable, finding
 from .config import CONFIRM_SELECTIONS, load_search_config
 from .cost import CONVENTIONS
 from .data import DATASETS
 from .errors import InvalidInput, NothingTrained
-from .models import VARIANTS, resolve_arch
+from .models import VARIANTS, Architecture, resolve_arch
 from .models.variants import DEFAULT_GROUPS
 from .report import write_report
 from .search.records import pareto_set
@@ -191,7 +191,13 @@ def _finish_run(table, config, root: Path, reports_dir: str, address: str | None
     if interrupted:
         print(f"stopped after {len(table)} of {config.n_trials} trials; continue with `ulsam-search resume {root}`",
               file=sys.stderr)
-    confirming = config.confirm is not None and config.study is None and not interrupted and counts["COMPLETE"] > 0
+    baseline = str(Architecture(config.backbone, config.width))
+    started = (root / CONFIRM_DIR / "config.yaml").is_file()  # a confirm stage to continue
+    confirming = (config.confirm is not None or started) and config.study is None and not interrupted and \
+        counts["COMPLETE"] > 0
+    if confirming and not started and not confirmable(front, baseline):
+        print(f"confirm: the Pareto set holds only the baseline {baseline}; nothing to confirm", file=sys.stderr)
+        confirming = False
     if len(table) and not confirming:
         _console().print(f"report: {write_report(root, Path(reports_dir) / config.name) / 'index.html'}")
     if interrupted:  # the resume hint is the last word

@@ -45,35 +45,38 @@ def resume_search(run_dir: str | os.PathLike, *, progress: bool = True, address:
 
 def confirm_run(run_dir: str | os.PathLike, changes: dict | None = None, *, overrides=(), progress: bool = True,
                 address: str | None = None) -> Confirmation:
-    """The confirm stage of the run in ``run_dir``, as its config's ``confirm:`` block says with ``changes``
-    (top, seeds, epochs, select) applied: retrain the selected front members and the baseline with new seeds in
-    ``run_dir/confirm/`` (continuing it when it exists), then write ``run_dir/confirm.csv``. Everything is checked
-    before the first file is written."""
+    """The confirm stage of the run in ``run_dir``: retrain the selected front members and the baseline with new
+    seeds in ``run_dir/confirm/``, then write ``run_dir/confirm.csv``. Started as the config's ``confirm:`` block
+    says with ``changes`` (top, seeds, epochs, select) applied; once started, it continues as it started (asked
+    for other settings, it refuses). Everything is checked before the first file is written."""
     run_dir = absolute(run_dir)
     config, _, facts, table = load_run(run_dir)
     if config.study is not None:
         raise InvalidInput(f"{run_dir} is an ablation study: its cells are compared with the baseline already")
-    settings = confirm_settings(config.confirm, **(changes or {}))
-    members = select_members(pareto_set(table, config.objectives), config.objectives, facts.baseline_arch,
-                             settings.top, settings.select)
-    confirm = confirm_config(config, members, settings)
-    if overrides:
-        confirm = SearchConfig.model_validate(apply_settings(confirm.model_dump(), overrides))
-    confirm = confirm.with_overrides(address=address)
-    _check_confirm_unchanged(run_dir, confirm)
-    confirmed = run_search(confirm, run_dir, progress=progress)
+    changes = {key: value for key, value in (changes or {}).items() if value is not None}
+    frozen = run_dir / CONFIRM_DIR / "config.yaml"
+    if frozen.is_file() and not changes and not overrides:
+        confirm = load_search_config(frozen)  # continue it, whatever the front has become since
+    else:
+        settings = confirm_settings(config.confirm, **changes)
+        members = select_members(pareto_set(table, config.objectives), config.objectives, facts.baseline_arch,
+                                 settings.top, settings.select)
+        confirm = confirm_config(config, members, settings)
+        if overrides:
+            confirm = SearchConfig.model_validate(apply_settings(confirm.model_dump(), overrides))
+        _check_confirm_unchanged(frozen, confirm)
+    confirmed = run_search(confirm.with_overrides(address=address), run_dir, progress=progress)
     write_confirm_csv(run_dir, confirm_rows(confirmed, table, facts.baseline_arch))
     return read_confirmation(run_dir, config.objectives)
 
 
-def _check_confirm_unchanged(run_dir: Path, confirm: SearchConfig) -> None:
+def _check_confirm_unchanged(frozen: Path, confirm: SearchConfig) -> None:
     """A confirm stage continues only as it started: the same members, seeds and budget."""
-    frozen = run_dir / CONFIRM_DIR / "config.yaml"
     if not frozen.is_file():
         return
     started = load_search_config(frozen)
     if describe(started) != describe(confirm):
-        raise InvalidInput(f"the confirm stage of {run_dir} was started with {describe(started)}; now "
+        raise InvalidInput(f"the confirm stage of {frozen.parent.parent} was started with {describe(started)}; now "
                            f"{describe(confirm)}: pass the settings it started with, or remove {frozen.parent} to "
                            f"start over")
 

@@ -46,13 +46,20 @@ def _losses(frame: pd.DataFrame, objectives) -> np.ndarray:
     return np.column_stack(columns)
 
 
+def confirmable(front: pd.DataFrame, baseline_arch: str) -> bool:
+    """Whether the front holds an architecture besides the baseline."""
+    return bool((front["arch"] != baseline_arch).any())
+
+
 def select_members(front: pd.DataFrame, objectives, baseline_arch: str, top: int, select: str) -> list[str]:
     """The ``top`` front members (the baseline aside) to confirm, in order: ``front`` the most accurate first,
     ``knee`` the knee and then its nearest neighbours (each objective scaled to the front's range), ``crowding``
     the most isolated first (NSGA-II's crowding distance, the extremes first)."""
-    members = front[front["arch"] != baseline_arch].drop_duplicates("arch").reset_index(drop=True)
-    if members.empty:
+    if front.empty:
+        raise InvalidInput("the run has no Pareto set yet (no complete, feasible trial): nothing to confirm")
+    if not confirmable(front, baseline_arch):
         raise InvalidInput("the run's Pareto set holds no architecture besides the baseline: nothing to confirm")
+    members = front[front["arch"] != baseline_arch].drop_duplicates("arch").reset_index(drop=True)
     accuracy = -members["top1"].to_numpy(dtype=float)
     if select == "front":
         order = np.lexsort((members["macs"].to_numpy(), accuracy))

@@ -146,7 +146,7 @@ def _check_same_run(paths: RunPaths, config: SearchConfig) -> None:
     """A run name may be reused only to continue the same search (a larger n_trials or another address is fine)."""
     saved = load_search_config(paths.config).model_dump()
     current = config.model_dump()
-    for key in ("n_trials", "ray", "max_concurrent", "resources"):
+    for key in ("n_trials", "ray", "max_concurrent", "resources", "confirm"):  # confirm: a later stage's settings
         saved.pop(key), current.pop(key)
     differ = sorted(k for k in current if current[k] != saved[k])
     if differ:
