@@ -25,7 +25,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 EXE = str(Path(sys.executable).parent / "ulsam-search")
 SEARCH = ["--set", "n_trials=4", "--set", "max_concurrent=4", "--set", "training.epochs=2",
-          "--set", "scheduler.name=fifo", "--quiet"]
+          "--set", "scheduler.name=fifo", "--set", "confirm=null", "--quiet"]  # no confirm stage: minutes, not seconds
 
 
 def steps(device: str, work: Path) -> list[tuple[str, list[str], int]]:

@@ -145,6 +145,12 @@ CASES = [
     (["train", "mobilenet_v2", "--epochs", "1", "--out", "a_file/run", "--quiet"], "a_file"),
     (["report", "runs/broken", "--out", "a_file/report"], "trials.csv: row 2 is truncated or corrupt"),
     (["report", "runs/good", "--out", "a_file/report"], "report folder a_file/report"),
+    (["confirm", "runs/good", "--top", "0"], "argument --top: expected a positive integer, got '0'"),
+    (["confirm", "runs/good", "--seeds", "1"], "confirm: seeds: Input should be greater than or equal to 2"),
+    (["confirm", "runs/good"], "the run's Pareto set holds no architecture besides the baseline: nothing to confirm"),
+    (["confirm", "runs/broken"], "trials.csv: row 2 is truncated or corrupt"),
+    (["confirm", "runs/missing"], "run directory runs/missing does not exist"),
+    (["confirm", "runs/good", "--select", "best"], "invalid choice: 'best' (choose from 'front', 'knee', 'crowding')"),
 ]
 
 

@@ -18,7 +18,8 @@ def test_every_figure_draws_both_ways_from_one_info(tmp_path):
     import plotly.graph_objects as go
 
     names = [figure.name for figure in plots.FIGURES]
-    assert len(names) == len(set(names)) and {f.section for f in plots.FIGURES} == {plots.FRONT, plots.ABLATION}
+    assert len(names) == len(set(names))
+    assert {f.section for f in plots.FIGURES} == {plots.FRONT, plots.CONFIRMED, plots.ABLATION}
     drawn = plots.prepare(collect(make_run(tmp_path)))
     assert [d.figure.name for d in drawn] == ["top1_vs_macs", "top1_vs_params", "hypervolume", "placement_heatmap",
                                               "parallel_choices"]  # no latency measured, not a study

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from layouts import write_cifar, write_imagefolder, write_mobilenet_v2_state_dict
+from ulsam_search.models import Architecture
 
 pytestmark = pytest.mark.slow
 
@@ -65,6 +66,7 @@ def test_every_shipped_config_runs_end_to_end_from_another_folder(tmp_path, name
         command, settings = "ablate", settings + _study_settings(config["study"])
     else:
         command, settings = "run", settings + ["n_trials=2"]
+        settings += ["confirm.top=1", "confirm.seeds=2"] if "confirm" in config else []
     argv = [EXE, command, str(ROOT / "search_spaces" / name), "--quiet"]
     for setting in settings:
         argv += ["--set", setting]
@@ -82,3 +84,12 @@ def test_every_shipped_config_runs_end_to_end_from_another_folder(tmp_path, name
         if given:  # frozen as the absolute path under the folder the command ran in
             assert frozen[section][key] == str(cwd / given)
     assert (cwd / "reports" / config["name"] / "index.html").is_file()
+    if "confirm" in config:  # the run ends by confirming its front, unless the front is the baseline alone
+        front = pd.read_csv(cwd / "reports" / config["name"] / "pareto.csv")
+        if (front["arch"] != str(Architecture(frozen["backbone"], frozen["width"]))).any():
+            confirmed = pd.read_csv(run_dir / "confirm.csv")
+            assert len(confirmed) == 4 and set(confirmed["seed"]) == {frozen["training"]["seed"] + 1,
+                                                                      frozen["training"]["seed"] + 2}
+            assert "confirmed at 1 epochs with seeds" in result.stdout
+        else:
+            assert "nothing to confirm" in result.stderr

@@ -49,11 +49,11 @@ def confirm_run(run_dir: str | os.PathLike, changes: dict | None = None, *, over
     seeds in ``run_dir/confirm/``, then write ``run_dir/confirm.csv``. Started as the config's ``confirm:`` block
     says with ``changes`` (top, seeds, epochs, select) applied; once started, it continues as it started (asked
     for other settings, it refuses). Everything is checked before the first file is written."""
-    run_dir = absolute(run_dir)
     config, _, facts, table = load_run(run_dir)
     if config.study is not None:
         raise InvalidInput(f"{run_dir} is an ablation study: its cells are compared with the baseline already")
     changes = {key: value for key, value in (changes or {}).items() if value is not None}
+    run_dir = absolute(run_dir)
     frozen = run_dir / CONFIRM_DIR / "config.yaml"
     if frozen.is_file() and not changes and not overrides:
         confirm = load_search_config(frozen)  # continue it, whatever the front has become since

@@ -5,9 +5,10 @@ A study (the ``study`` key of a config, run by ``ulsam-search ablate``) is a tab
     placement   a row per (block, op): ULSAM at that one block at a fixed g
     grid        the same rows, one column per g
     subspaces   a row per given ARCH or paper variant (``paper-mv2-c``), its g set to each column in turn
+    archs       the given ARCHs as they are, one cell each (the confirm stage's study)
 
 plus the baseline (no ULSAM). Every cell trains once per seed, with the same seeds in every cell, so a cell and
-the baseline are compared seed by seed (a paired t-test). The runner sees the cells through ``CellSpace``: a grid
+the baseline are compared seed by seed (a paired t-test, Holm-corrected across the cells). The runner sees the cells through ``CellSpace``: a grid
 over (ARCH, seed) that Optuna's ``GridSampler`` walks, so resume, duplicates and failures work as in a search.
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import SearchConfig
+from ..config import STUDIES, SearchConfig
 from ..errors import InvalidInput
 from ..models.arch import REPLACE, Architecture, Placement
 from ..models.variants import VARIANTS, resolve_arch
@@ -192,8 +193,10 @@ def build_cell_space(config: SearchConfig) -> CellSpace:
 def ablation_config(config: SearchConfig) -> SearchConfig:
     """The config the runner takes for a study: every (cell, seed) once, walked by the grid sampler."""
     if config.study is None:
-        raise InvalidInput(f"config {config.name}: study: missing; an ablation names its study (kind: placement, "
-                           f"subspaces or grid)")
+        raise InvalidInput(f"config {config.name}: study: missing; an ablation names its study (kind: "
+                           f"{', '.join(STUDIES)})")
     space = build_cell_space(config)
-    return config.with_overrides(n_trials=space.size, sampler={**config.sampler.model_dump(), "name": "grid"},
+    # the grid walks the cells: another sampler's options (an NSGA-II population) do not apply to it
+    return config.with_overrides(n_trials=space.size, sampler={**config.sampler.model_dump(), "name": "grid",
+                                                               "options": {}},
                                  scheduler={"name": "fifo"})
