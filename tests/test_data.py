@@ -136,7 +136,7 @@ def test_fake_is_labelled_synthetic_and_sized_as_asked():
 
 def test_bad_names_and_class_counts():
     with pytest.raises(InvalidInput, match="unknown dataset 'mnist'; valid: digits, cifar10, cifar100, imagefolder, "
-                                           "fake"):
+                                           "fake, mnist5k, cluttered-mnist"):
         load_data("mnist")
     with pytest.raises(InvalidInput, match="dataset digits has 10 classes but --num-classes is 12"):
         load_data("digits", num_classes=12)

@@ -45,6 +45,15 @@ class DatasetConfig(_Strict):
     download: bool = False
     workers: int | None = Field(default=None, ge=0)
     train_limit: PositiveInt | None = None  # N training images, a fixed class-stratified subset: a proxy task
+    options: dict[str, int] = {}  # the data set's own options (cluttered-mnist: canvas, digit_size, clutter, ...)
+
+    @model_validator(mode="after")
+    def _known_options(self):
+        try:
+            get_dataset(self.name).with_defaults(self.options)
+        except InvalidInput as error:
+            raise ValueError(str(error)) from None
+        return self
 
     @property
     def files(self) -> str | None:

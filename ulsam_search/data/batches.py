@@ -132,6 +132,26 @@ class TensorBatches:
         return images
 
 
+class EpochTensorBatches(TensorBatches):
+    """Training batches whose images ``make(epoch)`` makes anew each epoch (uint8 N x C x H x W, the same images
+    for the same epoch, so a resumed run sees them again), shuffled from the seed and epoch as ``TensorBatches``
+    are, with no further augmentation."""
+
+    def __init__(self, make, labels: torch.Tensor, batch_size: int, *, mean, std, seed: int = 0) -> None:
+        super().__init__(torch.zeros((0, 1, 1, 1), dtype=torch.uint8), labels, batch_size, mean=mean, std=std,
+                         train=True, seed=seed)
+        self.make, self.made = make, None
+
+    def to(self, device: torch.device | str) -> EpochTensorBatches:
+        return EpochTensorBatches(self.make, self.labels.to(device), self.batch_size, mean=self.mean, std=self.std,
+                                  seed=self.seed)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if self.made != self.epoch:
+            self.images, self.made = self.make(self.epoch).to(self.labels.device), self.epoch
+        return super().__iter__()
+
+
 class _EpochSampler(torch.utils.data.Sampler):
     """Indices of one epoch (shuffled from the epoch's seed when training), each paired with that seed."""
 
@@ -189,14 +209,15 @@ class _SeededLoader:
 def load_data(name: str, root: str | os.PathLike | None = None, *, batch_size: int = 128,
               input_size: int | None = None, workers: int | None = None, download: bool = False,
               device: torch.device | str = "cpu", seed: int = 0, num_classes: int | None = None,
-              train_limit: int | None = None, fake_size: int = 1024) -> DataBundle:
+              train_limit: int | None = None, fake_size: int = 1024, options: dict | None = None) -> DataBundle:
     """Load dataset ``name`` (one of ``DATASETS``); in-memory data sets are placed on ``device``.
 
     ``input_size`` defaults to each data set's native side (32 for digits and CIFAR, 224 otherwise).
     ``train_limit`` keeps N training images, a fixed class-stratified subset (``stratified_subset``; ``fake``
-    generates N images).
+    generates N images). ``options`` are the set's own (``cluttered-mnist``: canvas, clutter, ...).
     """
-    info = dataset_info(name, root, input_size=input_size, num_classes=num_classes, download=download)
+    info = dataset_info(name, root, input_size=input_size, num_classes=num_classes, download=download,
+                        options=options)
     if batch_size <= 0:
         raise InvalidInput(f"batch size must be a positive integer, got {batch_size}")
     if train_limit is not None and train_limit <= 0:
@@ -217,7 +238,7 @@ def in_memory_bundle(info: DatasetInfo, options: LoadOptions, train: tuple[torch
     if subset is not None:
         train = (train[0][subset], train[1][subset])
     input_size, batch_size = info.input_size, options.batch_size
-    train_images, val_images = (_resize_uint8(images, input_size) for images in (train[0], val[0]))
+    train_images, val_images = (resize_uint8(images, input_size) for images in (train[0], val[0]))
     pad = max(1, round(shift * input_size))
     return DataBundle(
         info.name,
@@ -240,7 +261,7 @@ def seeded_bundle(info: DatasetInfo, options: LoadOptions, train, val, *, target
     return DataBundle(info.name, *loaders, info.num_classes, info.input_size, len(train), len(val), synthetic)
 
 
-def _resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
+def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
     if images.shape[-1] == size and images.shape[-2] == size:
         return images
     resized = F.interpolate(images.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True)

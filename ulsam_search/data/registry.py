@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._io import absolute
@@ -17,7 +17,7 @@ from .._registry import Registry
 from ..errors import InvalidInput
 
 DEFAULT_DATA_ROOT = "data"
-_BUILTIN_MODULES = (".memory", ".files")  # each registers its sets on import, in the order DATASETS lists them
+_BUILTIN_MODULES = (".memory", ".files", ".mnist")  # each registers its sets on import, in the order DATASETS lists them
 
 
 def is_small_input(side: int) -> bool:
@@ -42,6 +42,7 @@ class DatasetInfo:
     root: Path
     num_classes: int
     input_size: int
+    options: dict = field(default_factory=dict)  # the set's own options (``DatasetSpec.options``), defaults filled
 
     @property
     def small_input(self) -> bool:
@@ -64,15 +65,29 @@ class LoadOptions:
 class DatasetSpec:
     """A dataset by name.
 
-    ``info(root, num_classes, download)`` checks cheaply that the set is there (files and folders, no images read)
-    and returns its (class count, native image side); ``load(info, options)`` returns a ``DataBundle``.
-    ``on_disk``: the set is read from a data root (``--data-root``).
+    ``info(root, num_classes, download, **options)`` checks cheaply that the set is there (files and folders, no
+    images read) and returns its (class count, native image side); ``load(info, options)`` returns a
+    ``DataBundle``. ``on_disk``: the set is read from a data root (``--data-root``). ``options``: the set's own
+    options (``dataset.options`` in a config) with their defaults, all whole numbers.
     """
 
     name: str
     on_disk: bool
-    info: Callable[[Path, int | None, bool], tuple[int, int]]
+    info: Callable[..., tuple[int, int]]
     load: Callable[[DatasetInfo, LoadOptions], object]
+    options: Mapping[str, int] = field(default_factory=dict)
+
+    def with_defaults(self, given: Mapping[str, int] | None) -> dict[str, int]:
+        """``given`` over the defaults; an unknown option or a value that is not a whole number >= 0 is bad input."""
+        given = dict(given or {})
+        unknown = sorted(set(given) - set(self.options))
+        if unknown:
+            valid = ", ".join(self.options) or "none"
+            raise InvalidInput(f"unknown option '{unknown[0]}' for dataset {self.name}; valid: {valid}")
+        for key, value in given.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidInput(f"dataset option {key} must be a whole number >= 0, got {value!r}")
+        return {**self.options, **given}
 
 
 _SPECS: Registry[DatasetSpec] = Registry("dataset")
@@ -110,15 +125,17 @@ def __getattr__(name: str) -> tuple[str, ...]:
 
 
 def dataset_info(name: str, root: str | os.PathLike | None = None, *, input_size: int | None = None,
-                 num_classes: int | None = None, download: bool = False) -> DatasetInfo:
+                 num_classes: int | None = None, download: bool = False,
+                 options: Mapping[str, int] | None = None) -> DatasetInfo:
     """Check that dataset ``name`` is there (cheaply: files and folders, no images read) and describe it.
 
     ``num_classes`` is checked against the data (for ``fake`` it sets the class count, default 1000).
     """
     spec = get_dataset(name)
     root = data_root(root)
-    found, side = spec.info(root, num_classes, download)
+    options = spec.with_defaults(options)
+    found, side = spec.info(root, num_classes, download, **options)
     if num_classes is not None and num_classes != found:
         raise InvalidInput(f"dataset {name} has {found} classes but --num-classes is {num_classes}; "
                            f"drop --num-classes or pass {found}")
-    return DatasetInfo(name, root, found, input_size or side)
+    return DatasetInfo(name, root, found, input_size or side, options)

@@ -45,7 +45,7 @@ def prepare_run(config: SearchConfig, runs_dir: str | os.PathLike = "runs", buil
     data = config.dataset
     try:
         info = dataset_info(data.name, data.root, input_size=data.input_size, num_classes=data.num_classes,
-                            download=data.download)
+                            download=data.download, options=data.options)
     except InvalidInput as error:
         raise InvalidInput(f"dataset: {error}") from None
     if info.num_classes < 2:

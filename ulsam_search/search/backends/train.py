@@ -28,7 +28,8 @@ class TrainBackend:
         config = job.config
         data = load_data(config.dataset.name, config.dataset.root, batch_size=config.training.batch_size,
                          input_size=config.dataset.input_size, workers=config.dataset.workers, device=device,
-                         seed=seed, num_classes=config.dataset.num_classes, train_limit=config.dataset.train_limit)
+                         seed=seed, num_classes=config.dataset.num_classes, train_limit=config.dataset.train_limit,
+                         options=config.dataset.options)
         seed_everything(seed)
         model = build_model(trial_config["arch"], data.num_classes, small_input=job.small_input)
         if config.training.pretrained:
