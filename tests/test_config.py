@@ -13,7 +13,8 @@ def _write(tmp_path, text, name="cfg.yaml"):
 @pytest.mark.parametrize("text, message", [
     ("space: {groupz: [1]}", "space.groupz: unknown key; valid keys here: blocks, ops, groups, per_block"),
     ("bogus: 1", "bogus: unknown key; valid keys here: name, backbone"),
-    ("dataset: {name: mnist}", "dataset.name: Input should be 'digits', 'cifar10', 'cifar100', 'imagefolder' or 'fake'"),
+    ("dataset: {name: mnist}", "dataset.name: Input should be 'digits', 'cifar10', 'cifar100', 'imagefolder', 'fake', "
+                               "'mnist5k' or 'cluttered-mnist'"),
     ("training: {epochs: -1}", "training.epochs: Input should be greater than 0"),
     ("training: {epochs: three}", "training.epochs: Input should be a valid integer"),
     ("space: {per_block: {12: {ops: [insert, swap]}}}", "space.per_block.12.ops.1: Input should be 'none', 'insert'"),
