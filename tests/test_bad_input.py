@@ -151,6 +151,7 @@ CASES = [
     (["confirm", "runs/broken"], "trials.csv: row 2 is truncated or corrupt"),
     (["confirm", "runs/missing"], "run directory runs/missing does not exist"),
     (["confirm", "runs/good", "--select", "best"], "invalid choice: 'best' (choose from 'front', 'knee', 'crowding')"),
+    (["confirm", "runs/good", "--set", "study.seeds=[0]"], "--set study.seeds=[0]: the confirm stage sets study.seeds"),
 ]
 
 

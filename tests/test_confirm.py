@@ -60,8 +60,9 @@ def test_pooled_seed_noise_and_the_confirmed_front_by_hand():
 def test_an_archs_study_compares_the_archs_as_given():
     config = SearchConfig(backbone="mobilenet_v1", width=0.25, study={"kind": "archs", "seeds": 2, "archs": [
         f"{B}:8+1", f"{B}:7=2", f"{B}:8+1", B]})
-    assert study_cells(config) == (B, [study_cells(config)[1][0], study_cells(config)[1][1]])
-    assert [c.arch for c in study_cells(config)[1]] == [f"{B}:8+1", f"{B}:7=2"]  # once each, baseline apart
+    baseline, cells = study_cells(config)
+    assert baseline == B and [(c.row, c.groups, c.arch) for c in cells] == [
+        (f"{B}:8+1", 0, f"{B}:8+1"), (f"{B}:7=2", 0, f"{B}:7=2")]  # once each, as given, the baseline apart
     other = SearchConfig(backbone="mobilenet_v1", width=0.25, study={"kind": "archs", "archs": ["mobilenet_v2:12=4"]})
     with pytest.raises(InvalidInput, match=r"study.archs.0: mobilenet_v2:12=4 is not on mobilenet_v1@0.25"):
         study_cells(other)

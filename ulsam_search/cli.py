@@ -198,7 +198,7 @@ def _finish_run(table, config, root: Path, reports_dir: str, address: str | None
     if confirming and not started and not confirmable(front, baseline):
         print(f"confirm: the Pareto set holds only the baseline {baseline}; nothing to confirm", file=sys.stderr)
         confirming = False
-    if len(table) and not confirming:
+    if len(table):  # written before a confirm stage too, so that a failed one leaves the search's report
         _console().print(f"report: {write_report(root, Path(reports_dir) / config.name) / 'index.html'}")
     if interrupted:  # the resume hint is the last word
         return
@@ -212,6 +212,8 @@ def _finish_run(table, config, root: Path, reports_dir: str, address: str | None
 def _confirm(run_dir: Path, changes: dict, overrides, address: str | None, quiet: bool, report_dir: Path) -> None:
     """Confirm the run's front, write its report, and end with the finding in words."""
     confirmation = confirm_run(run_dir, changes, overrides=overrides, progress=not quiet, address=address)
+    if confirmation is None:  # interrupted: the resume hint is the last word
+        return
     _console().print(f"report: {write_report(run_dir, report_dir) / 'index.html'}")
     print(f"confirmed at {confirmation.epochs} epochs with seeds {', '.join(map(str, confirmation.seeds))}:")
     for line in finding(confirmation):

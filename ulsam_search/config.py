@@ -285,7 +285,7 @@ class SearchConfig(_Strict):
                 data["ray"]["address"] = value
             else:
                 data[key] = value
-        return _validate(data, "command line")
+        return validate_config(data, "command line")
 
     def with_resolved_paths(self) -> SearchConfig:
         """A copy whose paths (``dataset.root`` and its default, ``training.pretrained``, ``backend.table``) are
@@ -296,7 +296,7 @@ class SearchConfig(_Strict):
         for section, key in (("training", "pretrained"), ("backend", "table")):
             if data[section][key]:
                 data[section][key] = str(absolute(data[section][key]))
-        return _validate(data, "paths")
+        return validate_config(data, "paths")
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
@@ -306,7 +306,8 @@ def _field_path(location: tuple) -> str:
     return ".".join(str(part) for part in location if not str(part).startswith(("literal[", "tuple[", "function-")))
 
 
-def _validate(data: dict, source: str) -> SearchConfig:
+def validate_config(data: dict, source: str) -> SearchConfig:
+    """``data`` as a config, any problem one ``InvalidInput`` naming ``source`` and the field."""
     try:
         return SearchConfig.model_validate(data)
     except ValidationError as error:
@@ -389,4 +390,4 @@ def load_search_config(path: str | os.PathLike, settings: list[str] | tuple[str,
             raise InvalidInput(f"config {source}: name: the file name {path.stem!r} is not a plain run name "
                                f"(letters, digits, '_', '-', '.'): set name: or --name")
         data["name"] = path.stem
-    return _validate(data, source)
+    return validate_config(data, source)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from ._io import absolute, atomic_path
 from .ablation import ablation_config, build_cell_space
-from .ablation.confirm import (CONFIRM_DIR, Confirmation, confirm_config, confirm_rows, describe, read_confirmation,
-                               select_members, write_confirm_csv)
-from .config import SearchConfig, apply_settings, confirm_settings, load_search_config
+from .ablation.confirm import (CONFIRM_DIR, Confirmation, confirm_config, confirm_rows, confirmable, describe,
+                               read_confirmation, select_members, write_confirm_csv)
+from .config import SearchConfig, apply_settings, confirm_settings, load_search_config, validate_config
 from .cost import count_cost
 from .data import DATASETS_ON_DISK, data_root, dataset_info, load_data
 from .errors import InvalidInput, NothingTrained
@@ -43,31 +43,60 @@ def resume_search(run_dir: str | os.PathLike, *, progress: bool = True, address:
     return runner.resume_search(run_dir, progress=progress, address=address, build_space=space_for)
 
 
+FROZEN_BY_CONFIRM = ("name", "study", "confirm", "training.epochs", "training.seed")  # what --set may not change
+
+
 def confirm_run(run_dir: str | os.PathLike, changes: dict | None = None, *, overrides=(), progress: bool = True,
-                address: str | None = None) -> Confirmation:
+                address: str | None = None) -> Confirmation | None:
     """The confirm stage of the run in ``run_dir``: retrain the selected front members and the baseline with new
     seeds in ``run_dir/confirm/``, then write ``run_dir/confirm.csv``. Started as the config's ``confirm:`` block
     says with ``changes`` (top, seeds, epochs, select) applied; once started, it continues as it started (asked
-    for other settings, it refuses). Everything is checked before the first file is written."""
+    for other settings, it refuses). Everything is checked before the first file is written. None when it was
+    interrupted (``resume`` continues it): nothing is concluded from part of it."""
     config, _, facts, table = load_run(run_dir)
     if config.study is not None:
         raise InvalidInput(f"{run_dir} is an ablation study: its cells are compared with the baseline already")
     changes = {key: value for key, value in (changes or {}).items() if value is not None}
-    run_dir = absolute(run_dir)
-    frozen = run_dir / CONFIRM_DIR / "config.yaml"
+    _check_overrides(overrides)
+    frozen = absolute(run_dir) / CONFIRM_DIR / "config.yaml"
+    settings = confirm_settings(config.confirm, **changes)
+    front = pareto_set(table, config.objectives)
     if frozen.is_file() and not changes and not overrides:
-        confirm = load_search_config(frozen)  # continue it, whatever the front has become since
+        confirm = load_search_config(frozen)  # continue it as it started
+        fresh = select_members(front, config.objectives, facts.baseline_arch, settings.top, settings.select) \
+            if confirmable(front, facts.baseline_arch) else list(confirm.study.archs)
+        if fresh != list(confirm.study.archs):
+            print(f"note: the front has changed since the confirm stage started; it goes on with its members "
+                  f"({', '.join(confirm.study.archs)}); remove {frozen.parent} to confirm the new front",
+                  file=sys.stderr)
     else:
-        settings = confirm_settings(config.confirm, **changes)
-        members = select_members(pareto_set(table, config.objectives), config.objectives, facts.baseline_arch,
-                                 settings.top, settings.select)
-        confirm = confirm_config(config, members, settings)
-        if overrides:
-            confirm = SearchConfig.model_validate(apply_settings(confirm.model_dump(), overrides))
+        confirm = confirm_config(config, select_members(front, config.objectives, facts.baseline_arch, settings.top,
+                                                        settings.select), settings)
+        confirm = _with_overrides(confirm, overrides)
         _check_confirm_unchanged(frozen, confirm)
-    confirmed = run_search(confirm.with_overrides(address=address), run_dir, progress=progress)
-    write_confirm_csv(run_dir, confirm_rows(confirmed, table, facts.baseline_arch))
-    return read_confirmation(run_dir, config.objectives)
+    confirmed = run_search(confirm.with_overrides(address=address), absolute(run_dir), progress=progress)
+    if len(confirmed) < confirm.n_trials:
+        print(f"confirm stopped after {len(confirmed)} of {confirm.n_trials} trainings; continue with "
+              f"`ulsam-search resume {run_dir}`", file=sys.stderr)
+        return None
+    rows = confirm_rows(confirmed, table, facts.baseline_arch)
+    if not (rows["arch"] == facts.baseline_arch).any():
+        raise NothingTrained(f"the confirm stage trained no seed of the baseline: {failure_line(confirmed)}")
+    write_confirm_csv(absolute(run_dir), rows)
+    return read_confirmation(absolute(run_dir), config.objectives)
+
+
+def _check_overrides(overrides) -> None:
+    """``--set`` may not change what makes the confirm stage what it is."""
+    for setting in overrides:
+        key = setting.partition("=")[0].strip()
+        if any(key == frozen or key.startswith(frozen + ".") for frozen in FROZEN_BY_CONFIRM):
+            raise InvalidInput(f"--set {setting}: the confirm stage sets {key} itself; use --top, --seeds or --epochs")
+
+
+def _with_overrides(confirm: SearchConfig, overrides) -> SearchConfig:
+    """``--set`` on the confirm run's config, validated as a config file is."""
+    return validate_config(apply_settings(confirm.model_dump(), overrides), "confirm --set") if overrides else confirm
 
 
 def _check_confirm_unchanged(frozen: Path, confirm: SearchConfig) -> None:
@@ -77,8 +106,8 @@ def _check_confirm_unchanged(frozen: Path, confirm: SearchConfig) -> None:
     started = load_search_config(frozen)
     if describe(started) != describe(confirm):
         raise InvalidInput(f"the confirm stage of {frozen.parent.parent} was started with {describe(started)}; now "
-                           f"{describe(confirm)}: pass the settings it started with, or remove {frozen.parent} to "
-                           f"start over")
+                           f"{describe(confirm)} (other settings, or a front that has changed since): it continues "
+                           f"only as it started; remove {frozen.parent} to start over (its trainings are then redone)")
 
 
 def search_config(path, settings=(), name: str | None = None, *, n_trials: int | None = None,

@@ -79,7 +79,8 @@ def confirm_config(parent: SearchConfig, members: list[str], settings: ConfirmCo
     """The config of the confirm stage's run: the search's settings, an ``archs`` study of the members (the
     baseline is always a cell) with new seeds, at ``settings.epochs`` (default: the search's budget)."""
     data = parent.model_dump()
-    data.update(name=CONFIRM_DIR, confirm=None,
+    # no constraints: a noisy latency timing must not make one seed of a pair infeasible
+    data.update(name=CONFIRM_DIR, confirm=None, constraints={},
                 study={"kind": "archs", "archs": members, "seeds": list(confirm_seeds(parent, settings.seeds))})
     data["training"]["epochs"] = settings.epochs or parent.training.epochs
     return ablation_config(SearchConfig.model_validate(data))
@@ -127,7 +128,7 @@ def read_confirmation(run_dir: Path, objectives) -> Confirmation | None:
     path = Path(run_dir) / CONFIRM_CSV
     if not path.is_file():
         return None
-    rows = pd.read_csv(path, dtype={"arch": str, "role": str, "status": str})
+    rows = _read_rows(path)
     baseline = rows.loc[rows["role"] == BASELINE, "arch"]
     if baseline.empty:
         raise InvalidInput(f"{path}: no baseline row; run `ulsam-search confirm {run_dir}` again")
@@ -140,6 +141,22 @@ def read_confirmation(run_dir: Path, objectives) -> Confirmation | None:
         stats = stats.join(rows.groupby("arch")["latency_ms"].mean(), on="arch")
     return Confirmation(confirmed_front(stats, objectives), tuple(sorted(rows["seed"].unique().tolist())),
                         int(rows["epochs"].max()), pooled_std(rows), baseline_arch)
+
+
+def _read_rows(path: Path) -> pd.DataFrame:
+    """confirm.csv, refused as bad input (naming the file) when it is not one."""
+    numeric = ("seed", "epochs", "top1", "top5", "macs", "params")
+    try:
+        rows = pd.read_csv(path, dtype={"arch": str, "role": str, "status": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise InvalidInput(f"{path}: not a confirm table ({str(error).splitlines()[0]})") from None
+    missing = [c for c in ("arch", "role", *numeric) if c not in rows.columns]
+    if missing:
+        raise InvalidInput(f"{path}: not a confirm table (missing columns: {', '.join(missing)}); run "
+                           f"`ulsam-search confirm` on the run again")
+    if rows[list(numeric)].apply(pd.to_numeric, errors="coerce").isna().any().any():
+        raise InvalidInput(f"{path}: a row is truncated or corrupt (a missing or non-numeric value)")
+    return rows
 
 
 def pooled_std(rows: pd.DataFrame) -> float:
@@ -172,8 +189,14 @@ def confirmed_front(stats: pd.DataFrame, objectives) -> pd.DataFrame:
 
 
 def half_width(row: pd.Series, column: str = "d_top1") -> float:
-    """Half the 95% CI of ``column``."""
-    return (row[f"{column}_ci_high"] - row[f"{column}_ci_low"]) / 2
+    """Half the 95% CI of ``column`` (NaN without one: fewer than two seeds)."""
+    return (row.get(f"{column}_ci_high", math.nan) - row.get(f"{column}_ci_low", math.nan)) / 2
+
+
+def plus_minus(row: pd.Series, column: str = "d_top1") -> str:
+    """``+0.46 ± 1.06``; ``± n/a`` without a CI."""
+    half = half_width(row, column)
+    return f"{row[column]:+.2f} ± " + ("n/a" if math.isnan(half) else f"{half:.2f}")
 
 
 def finding(confirmation: Confirmation) -> list[str]:
@@ -184,20 +207,21 @@ def finding(confirmation: Confirmation) -> list[str]:
     better = members[members["verdict"] == BETTER]
     worse = members[members["verdict"] == WORSE]
     lines = []
+    tested = int(members["d_top1_p"].notna().sum()) if "d_top1_p" in members else 0
     if better.empty:
         lines.append(f"no confirmed member beats the baseline's top-1 beyond noise ({level}, Holm-corrected over "
-                     f"{len(members)} members, seeds {', '.join(map(str, confirmation.seeds))})")
+                     f"the {tested} members with a test, seeds {', '.join(map(str, confirmation.seeds))})")
     for _, row in better.iterrows():
-        lines.append(f"`{row['arch']}` beats the baseline's top-1: Δ {row['d_top1']:+.2f} ± {half_width(row):.2f} "
+        lines.append(f"`{row['arch']}` beats the baseline's top-1: Δ {plus_minus(row)} "
                      f"(p {row['d_top1_p_holm']:.3g}, Holm)")
     for _, row in worse.iterrows():
-        lines.append(f"`{row['arch']}` is worse than the baseline: Δ top-1 {row['d_top1']:+.2f} ± "
-                     f"{half_width(row):.2f} (p {row['d_top1_p_holm']:.3g}, Holm)")
+        lines.append(f"`{row['arch']}` is worse than the baseline: Δ top-1 {plus_minus(row)} "
+                     f"(p {row['d_top1_p_holm']:.3g}, Holm)")
     kept = members[members["verdict"] != WORSE].sort_values("macs")
     if not kept.empty and kept["macs"].iloc[0] < base["macs"]:
         row = kept.iloc[0]
         lines.append(f"`{row['arch']}` saves {1 - row['macs'] / base['macs']:.0%} MACs at Δ top-1 "
-                     f"{row['d_top1']:+.2f} ± {half_width(row):.2f} ({row['verdict']})")
+                     f"{plus_minus(row)} ({row['verdict']})")
     if not math.isnan(confirmation.noise_std):
         lines.append(f"seed std {confirmation.noise_std:.2f} points: single-run differences below "
                      f"~{2 * confirmation.noise_std:.1f} points are not findings")

@@ -44,7 +44,7 @@ def _markdown_cell(text: str) -> str:
 def _confirmed_section(data: ReportData, drawn: list[Drawn]) -> str:
     """The confirm stage's table, finding and figure; without one, the warning that the deltas are single runs."""
     if data.confirmed is None:
-        return f"<p><em>{_markdown_cell(single_runs(data))}</em></p>"
+        return f"<p><em>{_markdown_cell(single_runs(data))}</em></p>" if single_runs(data) else ""
     header, rows = confirmed_table(data)
     table = "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>" + "".join(
         "<tr>" + "".join(f"<td>{_markdown_cell(cell)}</td>" for cell in row) + "</tr>" for row in rows) + "</table>"

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from ..ablation.confirm import finding, half_width
+from ..ablation.confirm import finding, half_width, plus_minus
 from ..config import SearchConfig
 from ..search.objectives import get_objective
 from ..search.records import STATUSES, eligible
@@ -18,7 +18,7 @@ from ..search.space import PARAM_PREFIX
 from .collect import ReportData
 
 SINGLE_RUNS = ("The Δ columns of the front are single runs (one seed each, at the search's budget): a difference "
-               "within seed noise is not a finding. `ulsam-search confirm {run_dir}` retrains the front and the "
+               "within seed noise is not a finding. `ulsam-search confirm RUN_DIR` retrains the front and the "
                "baseline with new seeds and tests the differences.")
 ABLATION_METRICS = {"top1": "Top-1", "top5": "Top-5"}  # a study's tables, one per metric
 ABLATION_VALUE = "mean ± std [95% CI]"  # the one column of a study without g columns
@@ -99,7 +99,8 @@ def summary(data: ReportData) -> dict:
 
 
 def single_runs(data: ReportData) -> str:
-    return SINGLE_RUNS.format(run_dir=f"runs/{data.name}")
+    """The warning that the front's deltas are single runs: for a search without a confirm stage, else empty."""
+    return "" if data.confirmed is not None or data.config.study is not None else SINGLE_RUNS
 
 
 def confirmed_intro(data: ReportData) -> str:
@@ -111,7 +112,8 @@ def confirmed_intro(data: ReportData) -> str:
     return (f"{len(confirmed.members)} front members and the baseline retrained from scratch with new seeds "
             f"{', '.join(map(str, confirmed.seeds))} for {confirmed.epochs} epochs. Top-1: mean ± half the 95% CI "
             f"(Student's t); Δ: the paired difference from the baseline over the seeds both finished, ± half its "
-            f"95% CI; p: paired t-test, Holm-corrected across the members; verdict at 95%. Costs are exact." + noise)
+            f"95% CI (not adjusted for the several comparisons); p: paired t-test, Holm-corrected across the members; "
+            f"the verdict at 95% follows the corrected p. Costs are exact." + noise)
 
 
 def confirmed_table(data: ReportData) -> tuple[list[str], list[list[str]]]:
@@ -124,7 +126,7 @@ def confirmed_table(data: ReportData) -> tuple[list[str], list[list[str]]]:
         ci = half_width(r, "top1")
         rows.append([f"`{r['arch']}`" + (" (baseline)" if i == 0 else ""), str(int(r["n"])),
                      f"{r['top1_mean']:.2f}" + ("" if math.isnan(ci) else f" ± {ci:.2f}"),
-                     "" if i == 0 else f"{r['d_top1']:+.2f} ± {half_width(r):.2f}",
+                     "" if i == 0 else plus_minus(r),
                      "" if i == 0 else fmt(r["d_top1_p_holm"], 3), "" if i == 0 else r["verdict"],
                      f"{int(r['macs']):,}", fmt((r["macs"] / base_macs - 1) * 100, signed=True),
                      fmt(r["search_top1"]), "yes" if r["front"] else f"dominated by `{r['dominated_by']}`"
@@ -177,7 +179,7 @@ def pareto_markdown(data: ReportData, info: dict) -> str:
              f"Hypervolume {data.hypervolume:.4f} (reference: " + ", ".join(
                  f"{o} {fmt(v)}" for o, v in data.reference.items()) + "; normalised so the reference is 1).",
              f"Baseline `{facts.baseline_arch}`: {facts.baseline_macs:,} MACs, {facts.baseline_params:,} params, "
-             f"top-1 {fmt(data.baseline_top1)}.", *([] if data.confirmed else [single_runs(data)]), ""]
+             f"top-1 {fmt(data.baseline_top1)}.", *([single_runs(data)] if single_runs(data) else []), ""]
     lines += confirmed_markdown(data)
     latency = get_objective("latency").column if data.latency_timed else None
     header = ["#", "ARCH", *[f"b{b.removeprefix(PARAM_PREFIX)}" for b in data.blocks], "top-1 %", "top-5 %", "MACs",
@@ -250,8 +252,9 @@ def ablation_markdown(config: SearchConfig, stats: pd.DataFrame) -> str:
              f"for {config.training.epochs} epochs. Cells: mean ± sample std [95% CI, Student's t]; Δ is the "
              f"mean paired difference from the baseline over the seeds both finished, with the paired t-test's "
              f"p-value and, for top-1, the p-value Holm-corrected across the cells and the verdict at 95%: better, "
-             f"worse, or not distinguishable from the baseline." + (f" `paper` is the paper's single run on {study.paper_reference} (docs/paper.md)."
-                            if study.paper_reference else ""), ""]
+             f"worse, or not distinguishable from the baseline." + (
+                 f" `paper` is the paper's single run on {study.paper_reference} (docs/paper.md)."
+                 if study.paper_reference else ""), ""]
     for metric, table in ablation_tables(stats).items():
         lines += [f"## {ABLATION_METRICS[metric]} accuracy (%)", "",
                   markdown_table(["", *table.columns], [[row, *cells] for row, cells in

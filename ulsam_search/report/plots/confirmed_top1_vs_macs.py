@@ -27,7 +27,11 @@ class _ConfirmedInfo:
         return BASELINE_COLOUR if i == 0 else _VERDICT_COLOURS.get(self.stats["verdict"].iloc[i], PRUNED_COLOUR)
 
     def label(self, i: int) -> str:
-        return "baseline" if i == 0 else self.stats["verdict"].iloc[i]
+        """The legend's entry: the ARCH's placements (the backbone is the baseline's) and the verdict."""
+        if i == 0:
+            return "baseline"
+        placements = self.stats["arch"].iloc[i].partition(":")[2]
+        return f"{placements} ({self.stats['verdict'].iloc[i]})"
 
 
 def applies(data: ReportData) -> bool:
@@ -56,7 +60,7 @@ def plotly_figure(info: _ConfirmedInfo):
                                hovertext=stats["arch"], hoverinfo="text+x+y"))
     for i in range(len(stats)):
         fig.add_trace(go.Scatter(x=[stats["macs"].iloc[i]], y=[stats["top1_mean"].iloc[i]], mode="markers",
-                                 name=f"{stats['arch'].iloc[i]} ({info.label(i)})",
+                                 name=info.label(i),
                                  marker={"color": info.colour(i), "size": 11, "symbol": "star" if i == 0 else "circle"},
                                  error_y={"type": "data", "symmetric": False, "array": [above[i]],
                                           "arrayminus": [below[i]]}))
@@ -75,9 +79,7 @@ def matplotlib_figure(info: _ConfirmedInfo):
         ax.errorbar(stats["macs"].iloc[i], stats["top1_mean"].iloc[i], yerr=[[below[i]], [above[i]]],
                     fmt="*" if i == 0 else "o", color=info.colour(i), markersize=11 if i == 0 else 7, capsize=4,
                     label=info.label(i))
-    handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
-    ax.legend(unique.values(), unique.keys(), fontsize=8)
+    ax.legend(fontsize=7)
     ax.set_xlabel(info.macs_title)
     ax.set_ylabel("top-1 (%)")
     ax.set_title(f"{info.run}: confirmed top-1, {info.seeds} new seeds x {info.epochs} epochs (95% CI)")
