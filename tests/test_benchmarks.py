@@ -74,3 +74,19 @@ def test_bench_report_quick(capsys):
     rows, _ = bench(capsys, "report", "--quick")
     assert len(rows) == 1 and rows[0][0] == "200"
     assert int(rows[0][1]) >= 1 and positive(rows[0][2]) and positive(rows[0][3])
+
+
+def test_bench_seed_noise_matches_a_hand_computation(capsys, tmp_path):
+    # Three architectures x three seeds; each architecture's seed std is 1, its means 91, 94 and 87.
+    # Between-architecture variance of the means: (0.111 + 11.111 + 13.444) / 2 = 12.333 (std 3.51); beyond the
+    # seed noise: sqrt(12.333 - 1/3) = sqrt(12) = 3.46. Every seed ranks the three alike: Spearman 1 for each pair.
+    top1 = {"mobilenet_v2@0.35": [90, 91, 92], "mobilenet_v2@0.35:16+4": [93, 94, 95],
+            "mobilenet_v2@0.35:6+4": [86, 88, 87]}
+    rows = ["number,arch,seed,top1,top5,status"] + [f"{i},{arch},{seed},{v},99,COMPLETE" for i, (arch, seed, v) in
+                                                    enumerate((a, s, v) for a, vs in top1.items()
+                                                              for s, v in enumerate(vs))]
+    (tmp_path / "study_trials.csv").write_text("\n".join(rows) + "\n")
+    _, out = bench(capsys, "seed-noise", str(tmp_path / "study_trials.csv"))
+    assert ("study: 3 architectures x 3 seeds; seed std 1.00 points, between-architecture std 3.51 (beyond noise "
+            "3.46); seed-to-seed Spearman +1.00, +1.00, +1.00 (mean +1.00); goal r >= 0.6: met") in " ".join(out.split())
+    assert "mobilenet_v2@0.35 (baseline)" in out and "+3.00 [+3.00, +3.00]" in out

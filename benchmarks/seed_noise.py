@@ -1,0 +1,102 @@
+"""Signal against seed noise: do architectures differ beyond the noise of their seeds on a task?
+
+    ulsam-search bench seed-noise [TRIALS.csv or RUN_DIR ...]
+
+Reads the trials of an ``archs`` study (every architecture trained with the same seeds; e.g.
+``ulsam-search ablate benchmarks/signal/cluttered_a.yaml``) and prints, per study:
+
+- per architecture: the mean final top-1 over seeds, its sample std, and the paired difference from the baseline
+  with its 95% CI and the Holm-corrected verdict (the confirm stage's statistics);
+- the within-architecture seed std (pooled over architectures), the between-architecture std of the means, and the
+  part of the latter the noise cannot explain: sqrt(max(0, var(means) - seed var / seeds));
+- the seed-to-seed Spearman correlation of final top-1 across architectures, for every pair of seeds, and their
+  mean. Goal (issue 17): r >= 0.6 (the digits tabular benchmark: -0.06).
+
+Without arguments it reads the committed studies in ``benchmarks/data/signal/*_trials.csv``. Writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from ulsam_search.ablation.stats import compare_with_baseline
+from ulsam_search.errors import InvalidInput
+
+ROOT = Path(__file__).resolve().parent.parent
+COMMITTED = ROOT / "benchmarks" / "data" / "signal"
+GOAL = 0.6
+
+
+def read_study(path: Path) -> pd.DataFrame:
+    """The COMPLETE trials (arch, seed, top1) of a study's trials.csv, or of a run directory's."""
+    path = path / "trials.csv" if path.is_dir() else path
+    if not path.is_file():
+        raise InvalidInput(f"{path} does not exist: give a study's trials.csv or its run directory")
+    table = pd.read_csv(path, dtype={"arch": str, "status": str})
+    missing = [c for c in ("arch", "seed", "top1", "status") if c not in table.columns]
+    if missing:
+        raise InvalidInput(f"{path}: not a trials table (missing columns: {', '.join(missing)})")
+    return table[table["status"] == "COMPLETE"][["arch", "seed", "top1", "top5"]].drop_duplicates(["arch", "seed"])
+
+
+def noise_figures(trials: pd.DataFrame) -> dict[str, float]:
+    """Seed std (pooled), between-architecture std of the means, its part beyond noise, seed-to-seed Spearman."""
+    from scipy import stats
+
+    wide = trials.pivot(index="arch", columns="seed", values="top1").dropna()  # architectures with every seed
+    seeds = wide.shape[1]
+    seed_var = float(wide.var(axis=1, ddof=1).mean()) if seeds > 1 else math.nan
+    means = wide.mean(axis=1)
+    between_var = float(means.var(ddof=1))
+    pairs = [float(stats.spearmanr(wide[a], wide[b]).statistic) for a, b in itertools.combinations(wide.columns, 2)]
+    return {"archs": len(wide), "seeds": seeds, "seed_std": math.sqrt(seed_var), "between_std": math.sqrt(between_var),
+            "signal_std": math.sqrt(max(0.0, between_var - seed_var / seeds)),
+            "spearman_mean": float(np.mean(pairs)) if pairs else math.nan,
+            "spearman_pairs": pairs}
+
+
+def _arch_table(name: str, trials: pd.DataFrame, baseline: str) -> Table:
+    compared = compare_with_baseline(trials, baseline, sorted(trials["arch"].unique())).set_index("arch")
+    view = Table(title=f"{name}: final top-1 per architecture (mean ± sample std over seeds; Δ paired, 95% CI)")
+    for column in ("ARCH", "n", "top-1 %", "Δ top-1", "p (Holm)", "verdict"):
+        view.add_column(column, justify="left" if column in ("ARCH", "verdict") else "right")
+    for arch, row in compared.iterrows():
+        delta = "" if arch == baseline else (f"{row['d_top1']:+.2f} [{row['d_top1_ci_low']:+.2f}, "
+                                             f"{row['d_top1_ci_high']:+.2f}]")
+        holm = "" if arch == baseline or pd.isna(row.get("d_top1_p_holm")) else f"{row['d_top1_p_holm']:.3f}"
+        view.add_row(arch + (" (baseline)" if arch == baseline else ""), str(int(row["n"])),
+                     f"{row['top1_mean']:.2f} ± {row['top1_std']:.2f}", delta, holm,
+                     "" if arch == baseline else str(row["verdict"]))
+    return view
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="ulsam-search bench seed-noise", description=__doc__.splitlines()[0])
+    parser.add_argument("studies", nargs="*", help="trials.csv files or run directories (default: the committed "
+                                                   "studies in benchmarks/data/signal/)")
+    args = parser.parse_args(argv)
+    paths = [Path(p) for p in args.studies] or sorted(COMMITTED.glob("*_trials.csv"))
+    console = Console(width=160, soft_wrap=True)
+    if not paths:
+        console.print(f"no studies given and none committed in {COMMITTED} yet")
+        return
+    for path in paths:
+        trials = read_study(path)
+        name = path.name.removesuffix("_trials.csv") if path.is_file() else path.name
+        baseline = min(trials["arch"], key=lambda arch: (":" in arch, len(arch)))  # the ARCH with no placement
+        console.print(_arch_table(name, trials, baseline))
+        figures = noise_figures(trials)
+        pairs = ", ".join(f"{r:+.2f}" for r in figures["spearman_pairs"])
+        console.print(f"{name}: {figures['archs']} architectures x {figures['seeds']} seeds; seed std "
+                      f"{figures['seed_std']:.2f} points, between-architecture std {figures['between_std']:.2f} "
+                      f"(beyond noise {figures['signal_std']:.2f}); seed-to-seed Spearman {pairs} (mean "
+                      f"{figures['spearman_mean']:+.2f}); goal r >= {GOAL}: "
+                      f"{'met' if figures['spearman_mean'] >= GOAL else 'not met'}")
