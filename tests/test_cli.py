@@ -58,7 +58,7 @@ def test_variants_json(capsys):
     (["count", "mobilenet_v2", "--num-classes", "-3"], "argument --num-classes: expected a positive integer"),
     (["count", "mobilenet_v2", "--convention", "flops"], "argument --convention: invalid choice: 'flops'"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
-    (["bench", "nope"], "unknown benchmark 'nope'; valid: build-table, report, samplers, search, train, ulsam"),
+    (["bench", "nope"], "unknown benchmark 'nope'; valid: build-table, report, samplers, search, seed-noise, train, ulsam"),
 ])
 def test_bad_input_exits_2_with_one_line(capsys, argv, message):
     code, out, err = run(capsys, *argv)
