@@ -12,7 +12,7 @@ Reads the trials of an ``archs`` study (every architecture trained with the same
 - the seed-to-seed Spearman correlation of final top-1 across architectures, for every pair of seeds, and their
   mean. Goal (issue 17): r >= 0.6 (the digits tabular benchmark: -0.06).
 
-Without arguments it reads the committed studies in ``benchmarks/data/signal/*_trials.csv``. Writes nothing.
+Without arguments it reads the committed studies, ``benchmarks/data/signal_*_trials.csv``. Writes nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from ulsam_search.ablation.stats import compare_with_baseline
 from ulsam_search.errors import InvalidInput
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMITTED = ROOT / "benchmarks" / "data" / "signal"
+COMMITTED = ROOT / "benchmarks" / "data"
 GOAL = 0.6
 
 
@@ -81,16 +81,16 @@ def _arch_table(name: str, trials: pd.DataFrame, baseline: str) -> Table:
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="ulsam-search bench seed-noise", description=__doc__.splitlines()[0])
     parser.add_argument("studies", nargs="*", help="trials.csv files or run directories (default: the committed "
-                                                   "studies in benchmarks/data/signal/)")
+                                                   "studies, benchmarks/data/signal_*_trials.csv)")
     args = parser.parse_args(argv)
-    paths = [Path(p) for p in args.studies] or sorted(COMMITTED.glob("*_trials.csv"))
+    paths = [Path(p) for p in args.studies] or sorted(COMMITTED.glob("signal_*_trials.csv"))
     console = Console(width=160, soft_wrap=True)
     if not paths:
         console.print(f"no studies given and none committed in {COMMITTED} yet")
         return
     for path in paths:
         trials = read_study(path)
-        name = path.name.removesuffix("_trials.csv") if path.is_file() else path.name
+        name = path.name.removeprefix("signal_").removesuffix("_trials.csv") if path.is_file() else path.name
         baseline = min(trials["arch"], key=lambda arch: (":" in arch, len(arch)))  # the ARCH with no placement
         console.print(_arch_table(name, trials, baseline))
         figures = noise_figures(trials)
