@@ -23,10 +23,11 @@ from .config import CONFIRM_SELECTIONS, load_search_config
 from .cost import CONVENTIONS
 from .data import DATASETS
 from .errors import InvalidInput, NothingTrained
-from .models import VARIANTS, Architecture, resolve_arch
+from .models import VARIANTS, resolve_arch
 from .models.variants import DEFAULT_GROUPS
 from .report import write_report
 from .search.records import pareto_set
+from .search.rundir import RunFacts
 from .train import AMP_MODES, DEVICES, OPTIMIZERS, TrainConfig
 from .workflows import (TrainRequest, check_trained, confirm_run, cost_record, resume_search, run_search,
                         search_config, status_counts, train_architecture)
@@ -191,10 +192,10 @@ def _finish_run(table, config, root: Path, reports_dir: str, address: str | None
     if interrupted:
         print(f"stopped after {len(table)} of {config.n_trials} trials; continue with `ulsam-search resume {root}`",
               file=sys.stderr)
-    baseline = str(Architecture(config.backbone, config.width))
     started = (root / CONFIRM_DIR / "config.yaml").is_file()  # a confirm stage to continue
     confirming = (config.confirm is not None or started) and config.study is None and not interrupted and \
         counts["COMPLETE"] > 0
+    baseline = RunFacts.read(root / "run.json").baseline_arch if confirming else None
     if confirming and not started and not confirmable(front, baseline):
         print(f"confirm: the Pareto set holds only the baseline {baseline}; nothing to confirm", file=sys.stderr)
         confirming = False
