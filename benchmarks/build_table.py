@@ -94,7 +94,7 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="ulsam-search bench build-table", description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(ROOT / "search_spaces" / "tabular_digits.yaml"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--out", help="the table's CSV (default: tabular_digits.csv in a new temporary folder; "
+    parser.add_argument("--out", help="the table's CSV (default: <config name>.csv in a new temporary folder; "
                                       "`--out benchmarks/data/tabular_digits.csv` replaces the committed table)")
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--limit", type=int, help="only the first N architectures of the grid")
@@ -104,7 +104,7 @@ def main(argv: list[str]) -> None:
     size = build_space(config).size
     n_trials = min(size, args.limit or size)
     started = time.perf_counter()
-    out = Path(args.out or Path(tempfile.mkdtemp(prefix="ulsam-bench-table-")) / "tabular_digits.csv")
+    out = Path(args.out or Path(tempfile.mkdtemp(prefix="ulsam-bench-table-")) / f"{config.name}.csv")
     built = pd.read_csv(out) if out.exists() else pd.DataFrame(columns=TABLE_COLUMNS)
     rows = built[~built["seed"].isin(args.seeds)].drop(columns="latency_ms").to_dict("records")  # other seeds stay
     timed, facts = dict(zip(built["arch"], built["latency_ms"])), None

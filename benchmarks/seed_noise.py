@@ -1,9 +1,10 @@
 """Signal against seed noise: do architectures differ beyond the noise of their seeds on a task?
 
-    ulsam-search bench seed-noise [TRIALS.csv or RUN_DIR ...]
+    ulsam-search bench seed-noise [TRIALS.csv or RUN_DIR or TABLE.csv ...]
 
 Reads the trials of an ``archs`` study (every architecture trained with the same seeds; e.g.
-``ulsam-search ablate benchmarks/signal/cluttered_a.yaml``) and prints, per study:
+``ulsam-search ablate benchmarks/signal/cluttered_a.yaml``), or a tabular benchmark's CSV (its final epoch), and
+prints, per study:
 
 - per architecture: the mean final top-1 over seeds, its sample std, and the paired difference from the baseline
   with its 95% CI and the Holm-corrected verdict (the confirm stage's statistics);
@@ -36,11 +37,16 @@ GOAL = 0.6
 
 
 def read_study(path: Path) -> pd.DataFrame:
-    """The COMPLETE trials (arch, seed, top1) of a study's trials.csv, or of a run directory's."""
+    """The COMPLETE trials (arch, seed, top1) of a study's trials.csv, or of a run directory's, or the final epoch of
+    every (arch, seed) of a tabular benchmark (``bench build-table``: one row per epoch, no status)."""
     path = path / "trials.csv" if path.is_dir() else path
     if not path.is_file():
-        raise InvalidInput(f"{path} does not exist: give a study's trials.csv or its run directory")
+        raise InvalidInput(f"{path} does not exist: give a study's trials.csv, its run directory or a tabular "
+                           "benchmark's CSV")
     table = pd.read_csv(path, dtype={"arch": str, "status": str})
+    if "status" not in table.columns and "epoch" in table.columns:
+        final = table["epoch"] == table.groupby(["arch", "seed"])["epoch"].transform("max")
+        table = table[final].assign(status="COMPLETE")
     missing = [c for c in ("arch", "seed", "top1", "status") if c not in table.columns]
     if missing:
         raise InvalidInput(f"{path}: not a trials table (missing columns: {', '.join(missing)})")
@@ -90,7 +96,8 @@ def main(argv: list[str]) -> None:
         return
     for path in paths:
         trials = read_study(path)
-        name = path.name.removeprefix("signal_").removesuffix("_trials.csv") if path.is_file() else path.name
+        name = path.name.removeprefix("signal_").removesuffix("_trials.csv").removesuffix(".csv") if path.is_file() \
+            else path.name
         baseline = min(trials["arch"], key=lambda arch: (":" in arch, len(arch)))  # the ARCH with no placement
         console.print(_arch_table(name, trials, baseline))
         figures = noise_figures(trials)

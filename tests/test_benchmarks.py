@@ -3,11 +3,13 @@ of the right sign, read back from the printed table."""
 
 import math
 import re
+from pathlib import Path
 
 import pytest
 
 from ulsam_search.cli import main
 
+ROOT = Path(__file__).resolve().parent.parent
 RATIO = re.compile(r"^(?P<median>[\d.]+)x \((?P<q1>[\d.]+)-(?P<q3>[\d.]+)\)$")
 
 
@@ -90,3 +92,26 @@ def test_bench_seed_noise_matches_a_hand_computation(capsys, tmp_path):
     assert ("study: 3 architectures x 3 seeds; seed std 1.00 points, between-architecture std 3.51 (beyond noise "
             "3.46); seed-to-seed Spearman +1.00, +1.00, +1.00 (mean +1.00); goal r >= 0.6: met") in " ".join(out.split())
     assert "mobilenet_v2@0.35 (baseline)" in out and "+3.00 [+3.00, +3.00]" in out
+
+
+def test_bench_seed_noise_reads_the_final_epoch_of_a_tabular_benchmark(capsys, tmp_path):
+    # Two architectures x two seeds x two epochs; only epoch 2 counts: seed 0 ranks b over a (90 < 92), seed 1 a
+    # over b (93 > 91): Spearman -1. Seed variances 4.5 (a) and 0.5 (b), pooled 2.5: std 1.58; both means 91.5.
+    rows = ["arch,seed,epoch,top1,top5"]
+    final = {("mobilenet_v2@0.35", 0): 90, ("mobilenet_v2@0.35", 1): 93, ("mobilenet_v2@0.35:16+4", 0): 92,
+             ("mobilenet_v2@0.35:16+4", 1): 91}
+    for (arch, seed), top1 in final.items():
+        rows += [f"{arch},{seed},1,50,90", f"{arch},{seed},2,{top1},99"]
+    (tmp_path / "tabular_x.csv").write_text("\n".join(rows) + "\n")
+    _, out = bench(capsys, "seed-noise", str(tmp_path / "tabular_x.csv"))
+    assert "tabular_x: 2 architectures x 2 seeds; seed std 1.58 points, between-architecture std 0.00" in " ".join(out.split())
+    assert "seed-to-seed Spearman -1.00 (mean -1.00)" in " ".join(out.split())
+
+
+def test_bench_seed_noise_on_the_committed_digits_table_gives_the_readmes_row(capsys):
+    _, out = bench(capsys, "seed-noise", str(ROOT / "benchmarks" / "data" / "tabular_digits.csv"))
+    line = ("tabular_digits: 125 architectures x 2 seeds; seed std 0.73 points, between-architecture std 0.46 (beyond "
+            "noise 0.00); seed-to-seed Spearman -0.04 (mean -0.04)")
+    assert line in " ".join(out.split())
+    assert "| digits tabular benchmark, 125 architectures x 2 seeds, 3 epochs | 0.73 | 0.46 | 0.00 | -0.04 |" in \
+        (ROOT / "README.md").read_text()
