@@ -1,4 +1,4 @@
-"""Every config in search_spaces/ runs end to end through the real CLI, the way a user runs it: from a folder that
+"""Every config in search_spaces/ and benchmarks/signal/ runs end to end through the real CLI, the way a user runs it: from a folder that
 is not the repository, on data the test writes there in the exact layout the config names (CIFAR python batch
 files, an ImageFolder tree with the config's class count, a state_dict file, the tabular benchmark's CSV), with
 only --set overrides of budget, size and resources. Trials run in Ray's own trial folders, so a path resolved
@@ -20,7 +20,8 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 EXE = str(Path(sys.executable).parent / "ulsam-search")
-SHIPPED = sorted(p.name for p in (ROOT / "search_spaces").glob("*.yaml"))
+SHIPPED = sorted(str(p.relative_to(ROOT)) for folder in ("search_spaces", "benchmarks/signal")
+                 for p in (ROOT / folder).glob("*.yaml"))
 
 BUDGET = ["training.epochs=1", "training.batch_size=16", "resources.gpu=0", "resources.cpu=1", "max_concurrent=2"]
 
@@ -36,6 +37,8 @@ def _write_layout(config: dict, cwd: Path) -> list[str]:
         # one 12x12 image per class in train and val; trials train on 64 of them at 16x16
         write_imagefolder(cwd / root, classes=dataset["num_classes"], per_class=1, val_per_class=1, size=(12, 12))
         settings += ["dataset.input_size=16", "dataset.workers=1", "dataset.train_limit=64"]
+    elif name == "cluttered-mnist":  # bundled: a slice of it (400 training digits, each held-out digit placed once)
+        settings += ["dataset.train_limit=400", "dataset.options.val_placements=1"]
     pretrained = config.get("training", {}).get("pretrained")
     if pretrained:
         write_mobilenet_v2_state_dict(cwd / pretrained)
@@ -49,7 +52,10 @@ def _write_layout(config: dict, cwd: Path) -> list[str]:
 def _study_settings(study: dict) -> list[str]:
     """One seed and at most two cells plus the baseline."""
     settings = ["study.seeds=1"]
-    if study["kind"] == "subspaces":
+    if study["kind"] == "archs":
+        single = next(arch for arch in study["archs"] if "," not in arch)  # a --set list splits at commas
+        settings += [f"study.archs=[{single}]"]
+    elif study["kind"] == "subspaces":
         settings += [f"study.archs=[{study['archs'][0]}]", f"study.groups=[{study['groups'][0]}]"]
     else:
         settings += ["study.blocks=[16]", f"study.groups=[{study['groups'][0]}]"]
@@ -58,7 +64,7 @@ def _study_settings(study: dict) -> list[str]:
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_every_shipped_config_runs_end_to_end_from_another_folder(tmp_path, name):
-    config = yaml.safe_load((ROOT / "search_spaces" / name).read_text())
+    config = yaml.safe_load((ROOT / name).read_text())
     cwd = tmp_path / "elsewhere"
     cwd.mkdir()
     settings = BUDGET + _write_layout(config, cwd)
@@ -67,7 +73,7 @@ def test_every_shipped_config_runs_end_to_end_from_another_folder(tmp_path, name
     else:
         command, settings = "run", settings + ["n_trials=2"]
         settings += ["confirm.top=1", "confirm.seeds=2"] if "confirm" in config else []
-    argv = [EXE, command, str(ROOT / "search_spaces" / name), "--quiet"]
+    argv = [EXE, command, str(ROOT / name), "--quiet"]
     for setting in settings:
         argv += ["--set", setting]
     result = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=600)
