@@ -275,3 +275,26 @@ def test_latency_is_timed_once_per_arch_reported_and_constrained(local_ray, tmp_
     assert table["top1"].isna().all() and not list((tmp_path / "limited" / "tiny" / "checkpoints").glob("*.pt"))
     trials = _study(tmp_path / "limited" / "tiny").trials
     assert all(t.constraints["max_latency_ms"] > 0 for t in trials)
+
+
+@pytest.mark.parametrize("sampler", ["grid", "nsga2"])
+def test_a_trial_killed_inside_ask_is_relaunched_with_params(local_ray, tmp_path, sampler):
+    """A driver killed after Optuna created a trial and before it stored the trial's params leaves a RUNNING trial
+    without them: the resumed run gives it its params (the grid: its own point) and runs it, instead of failing."""
+    from ulsam_search.config import load_search_config
+
+    root = Path(__file__).resolve().parent.parent
+    overrides = [f"backend.table={root / 'benchmarks' / 'data' / 'tabular_digits.csv'}", f"sampler.name={sampler}",
+                 "sampler.options={}", "scheduler={name: fifo}", "max_concurrent=1"]
+    config = load_search_config(root / "search_spaces" / "tabular_digits_search.yaml", overrides + ["n_trials=3"])
+    run_search(config, tmp_path)
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(
+        str(tmp_path / config.name / "optuna.log")))
+    storage.create_new_trial(storage.get_study_id_from_name(STUDY_NAME))  # the kill: created, nothing else stored
+    assert [t.params for t in _study(tmp_path / config.name).trials][-1] == {}
+    more = load_search_config(root / "search_spaces" / "tabular_digits_search.yaml", overrides + ["n_trials=5"])
+    table = run_search(more, tmp_path)
+    assert table["number"].tolist() == [0, 1, 2, 3, 4] and (table["status"] == "COMPLETE").all()
+    assert table["arch"].notna().all() and table["top1"].notna().all()
+    if sampler == "grid":  # the interrupted trial kept its grid point: five points, each once
+        assert table["arch"].nunique() == 5

@@ -147,7 +147,9 @@ class RoutingSearcher(OptunaSearch):
             if trial.state.is_finished():
                 self.finished.setdefault(self.context.proposal(trial.params).key, trial)
             elif trial.state == optuna.trial.TrialState.RUNNING:
-                self.relaunch.append(live_trial(self.study, trial))
+                live = live_trial(self.study, trial)
+                self.context.space.suggest(live)  # stored params come back; a kill inside ask() left some unset
+                self.relaunch.append(live)
         self.resumed_from = len(self.finished)
         # counted from here on, not re-read from the journal at every poll
         self.asked = sum(t.state != optuna.trial.TrialState.WAITING for t in earlier)
