@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from ulsam_search.ablation import PAPER_RESULTS, ablation_config, build_cell_space, cell_statistics, study_cells
+from ulsam_search.ablation.claims import claims_frame, paper_claims
 from ulsam_search.ablation.stats import compare_with_baseline, holm, verdict
 from ulsam_search.config import SearchConfig, load_search_config
 from ulsam_search.errors import InvalidInput
@@ -141,6 +142,44 @@ def test_planted_better_worse_and_equal_archs_against_the_baseline():
     assert math.isnan(frame.loc["base", "d_top1_p_holm"]) and frame.loc["better", "d_top1"] == pytest.approx(3.0)
 
 
+def test_the_papers_claims_by_hand():
+    # seeds 0-2. 12=4 - 12=1: 1.0, 1.5, 1.0 (mean 1.1667, sd 0.2887); replacements - base: 12=1 -0.5, 0, -0.5 and
+    # 12=4 +0.5, +1.5, +0.5, pooled per seed 0, 0.75, 0 (mean 0.25, sd 0.4330). t(0.975, 2) = 4.302653.
+    # 16+4 has no g = 1 partner and is no replacement: in neither claim.
+    top1 = {"b": [90.0, 91.0, 92.0], "b:12=1": [89.5, 91.0, 91.5], "b:12=4": [90.5, 92.5, 92.5],
+            "b:16+4": [95.0, 95.0, 95.0]}
+    rename = {k: k.replace("b", "mobilenet_v2@0.35", 1) for k in top1}
+    done = pd.DataFrame([{"arch": rename[a], "seed": s, "top1": v} for a, vs in top1.items() for s, v in enumerate(vs)])
+    claims = {c.name: c for c in paper_claims(done, rename["b"], [rename[a] for a in top1 if a != "b"])}
+    t = 4.302653
+    sub, rep = claims["subspaces"], claims["replace"]
+    assert sub.comparisons[["arch", "reference"]].values.tolist() == [[rename["b:12=4"], rename["b:12=1"]]]
+    assert (sub.d_top1, sub.ci_low, sub.ci_high) == pytest.approx(
+        (7 / 6, 7 / 6 - t * 0.288675 / math.sqrt(3), 7 / 6 + t * 0.288675 / math.sqrt(3)), abs=1e-5)
+    assert sub.verdict == "reproduced" and sub.seeds == 3
+    assert sorted(rep.comparisons["arch"]) == [rename["b:12=1"], rename["b:12=4"]]
+    assert (rep.d_top1, rep.ci_low) == pytest.approx((0.25, 0.25 - t * 0.433013 / math.sqrt(3)), abs=1e-5)
+    assert rep.verdict == "reproduced"  # CI low -0.83 > -1 point
+    single = rep.comparisons.set_index("arch")["verdict"]
+    assert single[rename["b:12=1"]] == "inconclusive"  # [-1.05, +0.38]: neither within the margin nor below 0
+    assert "g > 1 beats g = 1 (same placements): reproduced; Δ top-1 +1.17 [+0.45, +1.88] points over 1 " \
+        "comparison(s) x 3 seed(s)" == sub.sentence()
+    frame = claims_frame([sub, rep])
+    assert frame["arch"].tolist()[-1] == "pooled" and frame["verdict"].tolist() == [
+        "reproduced", "reproduced", "inconclusive", "reproduced", "reproduced"]
+
+
+def test_claims_a_study_cannot_test_are_left_out():
+    done = pd.DataFrame([{"arch": a, "seed": s, "top1": 90.0 + s} for a in ("mobilenet_v2", "mobilenet_v2:16+4")
+                         for s in (0, 1)])
+    assert paper_claims(done, "mobilenet_v2", ["mobilenet_v2:16+4"]) == []
+    worse = pd.DataFrame([{"arch": "mobilenet_v2", "seed": s, "top1": 90.0 + s} for s in (0, 1, 2)] +
+                         [{"arch": "mobilenet_v2:16=4", "seed": s, "top1": 85.0 + s + d} for s, d in
+                          enumerate((0.0, 0.1, -0.1))])
+    (claim,) = paper_claims(worse, "mobilenet_v2", ["mobilenet_v2:16=4"])
+    assert claim.name == "replace" and claim.verdict == "contradicted" and claim.d_top1 == pytest.approx(-5.0)
+
+
 def _exe() -> str:
     return str(Path(sys.executable).parent / "ulsam-search")
 
@@ -184,6 +223,21 @@ def test_a_real_ablation_on_digits_resumes_and_reports(tmp_path):
     for png in ("ablation_top1_vs_g.png", "ablation_delta_top1.png"):
         assert (report / png).stat().st_size > 10_000
     assert 'id="plot-ablation_delta_top1"' in (report / "index.html").read_text()
+
+    # The paper's claims, recomputed here from trials.csv: per seed the mean difference over the claim's pairs
+    from scipy import stats as scipy_stats
+
+    wide, base = table.pivot(index="seed", columns="arch", values="top1"), "mobilenet_v1@0.25"
+    claims = pd.read_csv(report / "claims.csv").set_index(["claim", "arch"])
+    for claim, pairs in {"subspaces": [(":7=2", ":7=1"), (":9=2", ":9=1")],
+                         "replace": [(":7=1", ""), (":7=2", ""), (":9=1", ""), (":9=2", "")]}.items():
+        per_seed = sum(wide[base + a] - wide[base + r] for a, r in pairs) / len(pairs)
+        half = scipy_stats.t.ppf(0.975, 1) * per_seed.std(ddof=1) / math.sqrt(2)
+        pooled = claims.loc[(claim, "pooled")]
+        assert (pooled["d_top1"], pooled["ci_low"], pooled["ci_high"]) == pytest.approx(
+            (per_seed.mean(), per_seed.mean() - half, per_seed.mean() + half))
+        assert len(claims.loc[claim]) == len(pairs) + 1
+    assert resumed.stdout.count("paper claim: ") == 2 and "## The paper's claims" in markdown
 
 
 def test_ablate_and_run_refuse_each_others_configs(tmp_path):

@@ -18,6 +18,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from .ablation.claims import study_claims
 from .ablation.confirm import CONFIRM_DIR, confirmable, finding
 from .config import CONFIRM_SELECTIONS, load_search_config
 from .cost import CONVENTIONS
@@ -182,8 +183,8 @@ class _BenchHelp(argparse.Action):
 def _finish_run(table, config, root: Path, reports_dir: str, address: str | None = None,
                 quiet: bool = False) -> None:
     """Print what the run holds and write its report; the last line says how many trials failed, and a run in
-    which no trial completed exits 1 after its report is written. A search with a ``confirm:`` block then
-    confirms its front, and its last lines say what held beyond noise."""
+    which no trial completed exits 1 after its report is written. A study ends with the paper's claims its cells
+    test; a search with a ``confirm:`` block then confirms its front, and its last lines say what held beyond noise."""
     counts = status_counts(table)
     front = pareto_set(table, config.objectives)
     summary = ", ".join(f"{n} {status.lower()}" for status, n in counts.items())
@@ -206,6 +207,8 @@ def _finish_run(table, config, root: Path, reports_dir: str, address: str | None
     warning = check_trained(table)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
+    for claim in study_claims(config, table) if config.study is not None else []:
+        print(f"paper claim: {claim.sentence()}")
     if confirming:
         _confirm(root, {}, (), address, quiet, Path(reports_dir) / config.name)
 

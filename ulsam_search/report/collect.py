@@ -1,6 +1,6 @@
 """What a report is made from: the run directory read and checked, and everything derived from it once
 (``ReportData``): the front with its deltas, the reference point, the hypervolume and its history, the knee, the
-trials off the front with reasons and, for a study, the cell statistics."""
+trials off the front with reasons and, for a study, the cell statistics and the paper's claims tested."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..ablation import cell_statistics
+from ..ablation.claims import Claim, study_claims
 from ..ablation.confirm import Confirmation, read_confirmation
 from ..config import SearchConfig, load_search_config
 from ..errors import InvalidInput
@@ -48,6 +49,7 @@ class ReportData:
     knee: int | None  # trial number
     ablation: pd.DataFrame | None  # a study's cell statistics; None for a search
     confirmed: Confirmation | None = None  # the confirm stage's results (``confirm.csv``); None: single runs only
+    claims: list[Claim] | None = None  # a study's test of the paper's claims (``ablation.claims``); None for a search
 
     @property
     def latency_timed(self) -> bool:
@@ -193,4 +195,5 @@ def collect(run_dir: str | os.PathLike) -> ReportData:
                       hypervolume_history=hypervolume_history(table, list(config.objectives), reference),
                       baseline_top1=baseline_top1, knee=int(front["number"].iloc[knee]) if knee is not None else None,
                       ablation=cell_statistics(config, table) if config.study else None,
+                      claims=study_claims(config, table) if config.study else None,
                       confirmed=read_confirmation(Path(run_dir), config.objectives))

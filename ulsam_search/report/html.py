@@ -9,8 +9,8 @@ from pathlib import Path
 from .collect import ReportData
 from ..ablation.confirm import finding
 from .plots import ABLATION, CONFIRMED, FRONT, Drawn, plotly_figures
-from .text import (ABLATION_METRICS, ablation_tables, confirmed_intro, confirmed_table, counts_text, fmt,
-                   single_runs)
+from .text import (ABLATION_METRICS, CLAIMS_INTRO, ablation_tables, claims_table, confirmed_intro, confirmed_table,
+                   counts_text, fmt, single_runs)
 
 
 def _plots(drawn: list[Drawn], section: str) -> str:
@@ -35,19 +35,26 @@ def _other_rows(data: ReportData) -> str:
                    f"</td><td>{html.escape(str(r['reason']))}</td></tr>" for _, r in data.others.iterrows())
 
 
+def _wrap(text: str, marker: str, tag: str) -> str:
+    parts = text.split(marker)
+    return "".join(f"<{tag}>{part}</{tag}>" if i % 2 else part for i, part in enumerate(parts))
+
+
 def _markdown_cell(text: str) -> str:
-    """A cell of the Confirmed table (written for Markdown) as HTML: `code` spans become <code>."""
-    parts = html.escape(text).split("`")
-    return "".join(f"<code>{part}</code>" if i % 2 else part for i, part in enumerate(parts))
+    """A table cell written for Markdown as HTML: `code` spans become <code>, **bold** <strong>."""
+    return _wrap(_wrap(html.escape(text), "`", "code"), "**", "strong")
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    return "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>" + "".join(
+        "<tr>" + "".join(f"<td>{_markdown_cell(cell)}</td>" for cell in row) + "</tr>" for row in rows) + "</table>"
 
 
 def _confirmed_section(data: ReportData, drawn: list[Drawn]) -> str:
     """The confirm stage's table, finding and figure; without one, the warning that the deltas are single runs."""
     if data.confirmed is None:
         return f"<p><em>{_markdown_cell(single_runs(data))}</em></p>" if single_runs(data) else ""
-    header, rows = confirmed_table(data)
-    table = "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>" + "".join(
-        "<tr>" + "".join(f"<td>{_markdown_cell(cell)}</td>" for cell in row) + "</tr>" for row in rows) + "</table>"
+    table = _markdown_table(*confirmed_table(data))
     lines = "".join(f"<li>{_markdown_cell(line)}</li>" for line in finding(data.confirmed))
     return (f"<h2>Confirmed</h2><p>{html.escape(confirmed_intro(data))}</p>{table}<ul>{lines}</ul>"
             f"{_plots(drawn, CONFIRMED)}")
@@ -60,9 +67,11 @@ def _ablation_section(data: ReportData, drawn: list[Drawn]) -> str:
     study = data.config.study
     tables = "".join(f"<h3>{ABLATION_METRICS[metric]} (%)</h3>" + table.to_html(escape=True, index_names=False)
                      for metric, table in ablation_tables(data.ablation).items())
+    claims = (f"<h3>The paper's claims</h3><p>{html.escape(CLAIMS_INTRO)}</p>{_markdown_table(*claims_table(data.claims))}"
+              if data.claims else "")
     return (f"<h2>Ablation: {html.escape(study.kind)} study</h2><p>Mean ± sample std [95% CI] over "
             f"seeds {', '.join(map(str, study.seed_list))}; Δ: paired difference from the baseline "
-            f"(p: paired t-test).</p>{tables}{_plots(drawn, ABLATION)}")
+            f"(p: paired t-test).</p>{tables}{claims}{_plots(drawn, ABLATION)}")
 
 
 def write_html(data: ReportData, info: dict, drawn: list[Drawn], path: Path) -> None:

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pandas as pd
 
+from ..ablation.claims import MARGIN, Claim, interval
 from ..ablation.confirm import finding, half_width, plus_minus
 from ..config import SearchConfig
 from ..search.objectives import get_objective
@@ -243,7 +244,25 @@ def ablation_tables(stats: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return tables
 
 
-def ablation_markdown(config: SearchConfig, stats: pd.DataFrame) -> str:
+CLAIMS_INTRO = ("The paper's qualitative claims (docs/paper.md), each tested once on its comparisons pooled: per seed "
+                "the mean top-1 difference over the comparisons, then a 95% CI over the seeds (Student's t). "
+                "g > 1 is reproduced when the CI lies above 0; a replacement keeps accuracy when the CI lies above "
+                f"-{MARGIN:g} point. The rows are the single comparisons (descriptive).")
+
+
+def claims_table(claims: list[Claim]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows: one per comparison, then the claim's pooled row with its verdict."""
+    rows = []
+    for claim in claims:
+        for _, row in claim.comparisons.iterrows():
+            rows.append([claim.statement, f"`{row['arch']}` vs `{row['reference']}`", str(int(row["n"])),
+                         interval(row["d_top1"], row["ci_low"], row["ci_high"]), row["verdict"]])
+        rows.append([claim.statement, "**pooled**", str(claim.seeds),
+                     interval(claim.d_top1, claim.ci_low, claim.ci_high), f"**{claim.verdict}**"])
+    return ["claim", "comparison", "seeds", "Δ top-1 [95% CI]", "verdict"], rows
+
+
+def ablation_markdown(config: SearchConfig, stats: pd.DataFrame, claims: list[Claim] | None = None) -> str:
     """ablation.md: how the cells were trained and compared, then a table per metric."""
     study = config.study
     seeds = ", ".join(map(str, study.seed_list))
@@ -259,4 +278,6 @@ def ablation_markdown(config: SearchConfig, stats: pd.DataFrame) -> str:
         lines += [f"## {ABLATION_METRICS[metric]} accuracy (%)", "",
                   markdown_table(["", *table.columns], [[row, *cells] for row, cells in
                                                          zip(table.index, table.astype(str).values.tolist())]), ""]
+    if claims:
+        lines += ["## The paper's claims", "", CLAIMS_INTRO, "", markdown_table(*claims_table(claims)), ""]
     return "\n".join(lines)

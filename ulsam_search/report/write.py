@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .._io import exchange, fsync_path, remove_leftovers, temporary_name
 from ..errors import InvalidInput
+from ..ablation.claims import claims_frame
 from .collect import ReportData, collect
 from .html import write_html
 from .plots import prepare, write_pngs
@@ -36,7 +37,8 @@ def write_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
 
 
 def _write_files(data: ReportData, folder: Path) -> None:
-    """trials.csv, pareto.csv/.md, summary.json, the PNGs, a study's ablation.csv/.md, and index.html."""
+    """trials.csv, pareto.csv/.md, summary.json, the PNGs, a study's ablation.csv/.md (and claims.csv when its cells
+    test the paper's claims), and index.html."""
     info = summary(data)
     data.table.to_csv(folder / "trials.csv", index=False)
     data.front[front_columns(data)].to_csv(folder / "pareto.csv", index=False)
@@ -46,7 +48,9 @@ def _write_files(data: ReportData, folder: Path) -> None:
     write_pngs(drawn, folder)
     if data.ablation is not None:
         data.ablation.to_csv(folder / "ablation.csv", index=False)
-        (folder / "ablation.md").write_text(ablation_markdown(data.config, data.ablation))
+        (folder / "ablation.md").write_text(ablation_markdown(data.config, data.ablation, data.claims))
+        if data.claims:
+            claims_frame(data.claims).to_csv(folder / "claims.csv", index=False)
     write_html(data, info, drawn, folder / "index.html")
 
 
