@@ -81,3 +81,27 @@ def test_a_rebuilt_scheduler_decides_as_the_uninterrupted_one():
                                             "history": _history(*results[name][:2])[:epochs]})
     assert run(rebuilt, "def") == {name: straight[name] for name in "def"}
     assert any(STOP in straight[name] for name in "def")  # the comparison is not trivially all-CONTINUE
+
+
+def test_a_relaunched_trial_reports_its_unjudged_checkpoint_before_training_on(tmp_path):
+    """Killed after epoch 1's checkpoint, before the scheduler judged epoch 1: the relaunch reports epoch 1 again
+    (the checkpoint's numbers, nothing trained) so rung 1 is judged there, as in a run never interrupted; a trial
+    promoted through its last checkpointed epoch goes straight on."""
+    from ulsam_search.config import SearchConfig
+    from ulsam_search.search.trial import TrialJob, trial_results
+
+    config = SearchConfig(name="t", backbone="mobilenet_v1", width=0.25, dataset={"name": "digits", "train_limit": 64},
+                          training={"epochs": 3, "batch_size": 32, "warmup_epochs": 0.5}, space={"blocks": [7]})
+    job = TrialJob(config, str(tmp_path), True, 32, 10)
+    trial = {"arch": "mobilenet_v1@0.25", "number": 0, "macs": 1, "params": 1}
+    first = trial_results(trial, job)
+    epoch_1 = next(first)
+    first.close()  # the kill
+    relaunched = trial_results(trial, job)
+    again = next(relaunched)
+    assert (again["epoch"], again["top1"], again["val_loss"]) == (1, epoch_1["top1"], epoch_1["val_loss"])
+    assert again["resumed_from_epoch"] == 1 and [h["epoch"] for h in again["history"]] == [1]
+    assert next(relaunched)["epoch"] == 2
+    relaunched.close()
+    promoted = trial_results({**trial, "promoted_through": 2}, job)
+    assert next(promoted)["epoch"] == 3

@@ -152,7 +152,8 @@ def test_mo_asha_after_a_driver_kill_prunes_as_an_uninterrupted_run(tmp_path):
         table = pd.read_csv(tmp_path / kind / "runs" / "tiny" / "trials.csv")
         assert_study_matches_table(_study(tmp_path / kind / "runs" / "tiny"), table)
         outcomes[kind] = table[["number", "arch", "status", "epochs_done"]]
-    assert outcomes["killed"].equals(outcomes["straight"]), (outcomes["killed"], outcomes["straight"])
+    assert outcomes["killed"].equals(outcomes["straight"]), \
+        f"killed:\n{outcomes['killed'].to_string()}\nstraight:\n{outcomes['straight'].to_string()}"
     assert (outcomes["straight"]["status"] == "PRUNED").sum() >= 2  # pruning happened before and after the kill
 
 

@@ -67,6 +67,13 @@ def trial_results(trial_config: dict, job: TrialJob, *, node: str = "local",
             if limit is not None and metrics["latency_ms"] > limit:  # never trained
                 yield {**base, **metrics, "infeasible": True, "seconds": time.perf_counter() - started}
                 return
+        if base["promoted_through"] < len(history) < config.training.epochs:
+            # Killed after a checkpoint the scheduler never judged: its result comes again before any more training,
+            # so a rung it reached is judged there, as in a run never interrupted, not one epoch later.
+            last = history[-1]
+            base["epoch"] = last["epoch"]
+            metrics.update(top1=last["top1"], top5=last["top5"], val_loss=last["val_loss"])
+            yield {**base, **metrics, "history": list(history), "seconds": time.perf_counter() - started}
         for epoch in run.epochs:
             base["epoch"] = epoch.epoch
             metrics.update(top1=epoch.top1, top5=epoch.top5, val_loss=epoch.val_loss)
