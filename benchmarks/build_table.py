@@ -116,7 +116,9 @@ def main(argv: list[str]) -> None:
             continue
         run = seed_config(config, seed, n_trials)
         console.print(f"seed {seed}: {n_trials} of {size} architectures in {Path(args.runs_dir) / run.name}")
-        run_search(run, args.runs_dir)
+        if len(run_search(run, args.runs_dir)) < n_trials:  # interrupted (Ctrl-C): no next seed, no table
+            console.print(f"seed {seed} stopped before its {n_trials} architectures; the same command continues it")
+            return
         rows += journal_rows(Path(args.runs_dir) / run.name)
         facts = RunFacts.read(Path(args.runs_dir) / run.name / "run.json")
     untimed = sorted({row["arch"] for row in rows} - set(timed))

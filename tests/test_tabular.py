@@ -175,3 +175,36 @@ def test_the_sampler_benchmark_runs_on_a_slice_of_the_shipped_table():
     assert runs["hv_fraction"].between(0, 1 + 1e-9).all() and png > 10_000
     assert (runs["igd_plus"] >= 0).all() and runs["front_share"].between(0, 1).all()
     assert (runs["floor"] == floor).all() and (runs["reference_macs"] == 15611136).all()
+
+
+@pytest.mark.slow
+def test_build_table_writes_every_epoch_and_grows_a_seed_without_retraining(tmp_path):
+    """`bench build-table` through the CLI on a slice of the digits table's grid (1 epoch, 128 images): the CSV has
+    a row per (ARCH, seed, epoch) with a latency; a larger --limit continues the same runs."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "search_spaces" / "tabular_digits.yaml").read_text())
+    config["training"]["epochs"] = 1
+    config["dataset"]["train_limit"] = 128
+    config["latency"]["repeats"] = 2
+    (tmp_path / "small.yaml").write_text(yaml.safe_dump(config))
+    exe = str(Path(sys.executable).parent / "ulsam-search")
+
+    def build(limit: int) -> pd.DataFrame:
+        result = subprocess.run([exe, "bench", "build-table", "--config", "small.yaml", "--seeds", "0", "--limit",
+                                 str(limit), "--runs-dir", "runs", "--out", "out/table.csv"], cwd=tmp_path,
+                                capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert f"out/table.csv: {limit} architectures x 1 seeds, 1 epochs each ({limit} rows)" in result.stdout
+        return pd.read_csv(tmp_path / "out" / "table.csv")
+
+    first = build(2)
+    assert list(first.columns) == list(TABLE_COLUMNS) and (first["epoch"] == 1).all() and (first["seed"] == 0).all()
+    assert BASELINE.replace("mobilenet_v1@0.25", "mobilenet_v2@0.35") in set(first["arch"])  # the grid's first
+    assert (first["latency_ms"] > 0).all() and first["top1"].between(0, 100).all()
+    trials = tmp_path / "runs" / "tabular_digits-seed0" / "trials.csv"
+    before = pd.read_csv(trials)
+    grown = build(3)
+    after = pd.read_csv(trials)
+    assert len(after) == 3 and after["trial_id"].tolist()[:2] == before["trial_id"].tolist()  # nothing retrained
+    assert set(first["arch"]) < set(grown["arch"]) and len(grown) == 3
