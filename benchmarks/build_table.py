@@ -117,7 +117,8 @@ def main(argv: list[str]) -> None:
         run = seed_config(config, seed, n_trials)
         console.print(f"seed {seed}: {n_trials} of {size} architectures in {Path(args.runs_dir) / run.name}")
         if len(run_search(run, args.runs_dir)) < n_trials:  # interrupted (Ctrl-C): no next seed, no table
-            console.print(f"seed {seed} stopped before its {n_trials} architectures; the same command continues it")
+            console.print(f"seed {seed} stopped before its {n_trials} architectures; the same command "
+                          "continues it")
             return
         rows += journal_rows(Path(args.runs_dir) / run.name)
         facts = RunFacts.read(Path(args.runs_dir) / run.name / "run.json")

@@ -67,8 +67,8 @@ def _ablation_section(data: ReportData, drawn: list[Drawn]) -> str:
     study = data.config.study
     tables = "".join(f"<h3>{ABLATION_METRICS[metric]} (%)</h3>" + table.to_html(escape=True, index_names=False)
                      for metric, table in ablation_tables(data.ablation).items())
-    claims = (f"<h3>The paper's claims</h3><p>{html.escape(CLAIMS_INTRO)}</p>{_markdown_table(*claims_table(data.claims))}"
-              if data.claims else "")
+    claims = (f"<h3>The paper's claims</h3><p>{html.escape(CLAIMS_INTRO)}</p>"
+              f"{_markdown_table(*claims_table(data.claims))}" if data.claims else "")
     return (f"<h2>Ablation: {html.escape(study.kind)} study</h2><p>Mean ± sample std [95% CI] over "
             f"seeds {', '.join(map(str, study.seed_list))}; Δ: paired difference from the baseline "
             f"(p: paired t-test).</p>{tables}{claims}{_plots(drawn, ABLATION)}")
