@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -178,6 +179,13 @@ def test_claims_a_study_cannot_test_are_left_out():
                           enumerate((0.0, 0.1, -0.1))])
     (claim,) = paper_claims(worse, "mobilenet_v2", ["mobilenet_v2:16=4"])
     assert claim.name == "replace" and claim.verdict == "contradicted" and claim.d_top1 == pytest.approx(-5.0)
+    # A loss of 1.0 [-1.25, -0.75]: below 0, yet a loss under the 1-point margin is not ruled out: inconclusive.
+    near = worse.assign(top1=worse["top1"] + np.where(worse["arch"] == "mobilenet_v2", 0.0, 4.0))
+    (claim,) = paper_claims(near, "mobilenet_v2", ["mobilenet_v2:16=4"])
+    assert claim.d_top1 == pytest.approx(-1.0) and claim.ci_high < 0 and claim.verdict == "inconclusive"
+    apart = pd.DataFrame([{"arch": a, "seed": s, "top1": 90.0} for a, seeds in
+                          (("mobilenet_v2", (0, 1)), ("mobilenet_v2:16=4", (2, 3))) for s in seeds])
+    assert paper_claims(apart, "mobilenet_v2", ["mobilenet_v2:16=4"]) == []  # no seed both finished
 
 
 def _exe() -> str:

@@ -7,7 +7,9 @@
   ``-MARGIN`` points (non-inferiority: a loss smaller than the margin, shown at 95%).
 
 A claim is judged once, on its comparisons pooled: per seed, the mean difference over every comparison (the seeds
-every cell of the claim finished), then Student's t 95% CI over those seeds. One test per claim, so no correction
+every cell of the claim finished), then Student's t 95% CI over those seeds. Reproduced: the CI lies above 0
+(``subspaces``) or above ``-MARGIN`` (``replace``); contradicted: it lies below 0 (``subspaces``) or below
+``-MARGIN`` (``replace``: a loss larger than the margin, shown at 95%); otherwise inconclusive. One test per claim, so no correction
 for multiplicity; the rows of single comparisons beside it are descriptive. A study without the cells a claim
 needs does not test it.
 """
@@ -65,7 +67,7 @@ def _judge(name: str, low: float, high: float) -> str:
         return INCONCLUSIVE
     if name == "subspaces":
         return REPRODUCED if low > 0 else CONTRADICTED if high < 0 else INCONCLUSIVE
-    return REPRODUCED if low > -MARGIN else CONTRADICTED if high < 0 else INCONCLUSIVE
+    return REPRODUCED if low > -MARGIN else CONTRADICTED if high < -MARGIN else INCONCLUSIVE
 
 
 def _ulsam_only(arch: Architecture) -> bool:
@@ -95,7 +97,7 @@ def _pairs(baseline: str, archs: list[str]) -> dict[str, list[tuple[str, str]]]:
 def paper_claims(done: pd.DataFrame, baseline: str, archs: list[str]) -> list[Claim]:
     """The claims the cells ``archs`` can test, from ``done`` (one row per finished ARCH and seed: arch, seed,
     top1); an empty list when they test none."""
-    wide = done.pivot_table(index="seed", columns="arch", values="top1")
+    wide = done.pivot_table(index="seed", columns="arch", values="top1", aggfunc="first")  # a duplicate: a copy
     claims = []
     for name, pairs in _pairs(baseline, [a for a in archs if a in wide.columns]).items():
         pairs = [(a, r) for a, r in pairs if r in wide.columns]
@@ -108,6 +110,8 @@ def paper_claims(done: pd.DataFrame, baseline: str, archs: list[str]) -> list[Cl
             rows.append({"arch": arch, "reference": reference, "n": len(diffs), "d_top1": mean, "ci_low": low,
                          "ci_high": high, "verdict": _judge(name, low, high)})
         pooled = pd.concat([wide[a] - wide[r] for a, r in pairs], axis=1).dropna().mean(axis=1)
+        if pooled.empty:  # no seed that every cell of the claim finished: nothing to judge yet
+            continue
         mean, _, low, high = mean_ci(pooled.to_numpy())
         claims.append(Claim(name, pd.DataFrame(rows), len(pooled), mean, low, high, _judge(name, low, high)))
     return claims

@@ -246,8 +246,9 @@ def ablation_tables(stats: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 CLAIMS_INTRO = ("The paper's qualitative claims (docs/paper.md), each tested once on its comparisons pooled: per seed "
                 "the mean top-1 difference over the comparisons, then a 95% CI over the seeds (Student's t). "
-                "g > 1 is reproduced when the CI lies above 0; a replacement keeps accuracy when the CI lies above "
-                f"-{MARGIN:g} point. The rows are the single comparisons (descriptive).")
+                "g > 1 is reproduced when the CI lies above 0 and contradicted when it lies below 0; replacing keeps "
+                f"accuracy when the CI lies above -{MARGIN:g} point and is contradicted when it lies below. The rows "
+                "are the single comparisons (descriptive, judged by the same rule without correction).")
 
 
 def claims_table(claims: list[Claim]) -> tuple[list[str], list[list[str]]]:
