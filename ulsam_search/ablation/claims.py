@@ -26,7 +26,7 @@ from ..models.arch import REPLACE, Architecture, Placement
 from ..models.attention import DEFAULT_ATTENTION
 from ..search.records import COMPLETE
 from .design import study_cells
-from .stats import mean_ci
+from .stats import mean_ci, paired_difference
 
 MARGIN = 1.0  # top-1 points a replacement may lose and still "keep accuracy": about one seed std on our tasks
 REPRODUCED, CONTRADICTED, INCONCLUSIVE = "reproduced", "contradicted", "inconclusive"
@@ -105,9 +105,9 @@ def paper_claims(done: pd.DataFrame, baseline: str, archs: list[str]) -> list[Cl
             continue
         rows = []
         for arch, reference in pairs:
-            diffs = (wide[arch] - wide[reference]).dropna()
-            mean, _, low, high = mean_ci(diffs.to_numpy())
-            rows.append({"arch": arch, "reference": reference, "n": len(diffs), "d_top1": mean, "ci_low": low,
+            d = paired_difference(wide[arch].dropna(), wide[reference].dropna())
+            mean, low, high = d["mean"], d["ci_low"], d["ci_high"]
+            rows.append({"arch": arch, "reference": reference, "n": d["n"], "d_top1": mean, "ci_low": low,
                          "ci_high": high, "verdict": _judge(name, low, high)})
         pooled = pd.concat([wide[a] - wide[r] for a, r in pairs], axis=1).dropna().mean(axis=1)
         if pooled.empty:  # no seed that every cell of the claim finished: nothing to judge yet
