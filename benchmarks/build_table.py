@@ -3,18 +3,19 @@
     ulsam-search bench build-table [--config search_spaces/tabular_digits.yaml] [--seeds 0 1]
                                    [--out CSV] [--runs-dir runs] [--limit N]
 
-The space and the budget are the config's (by default MobileNet-V2@0.35 on digits, blocks 12, 15 and 16 each
-none / insert g / replace g for g in {1, 4}: 125 architectures, 3 epochs). Each seed is one grid search through
-the real runner (``runs/<name>-seed<k>/``: every architecture once, trained by Ray Tune trials, latency timed once
-per architecture), so an interrupted build continues where it stopped when run again (and a seed the output table already holds
-is kept, not trained again: a table can grow by a seed at a time). The table is then assembled
-from the runs' Optuna journals, where every trial keeps its epochs, and written atomically: one row per
-(ARCH, seed, epoch) with top-1, top-5, validation loss, training seconds, MACs, params and latency. Latency is
-timed again for every architecture once training is over, one after another on an otherwise idle machine: the
-trials' own timings share the cores with the other trial and vary by 3x. ``--limit N`` builds only the first N
-architectures of the grid (a slice). Without ``--out`` the table goes to a new temporary folder (printed at the
-end), so a build never replaces the committed ``benchmarks/data/tabular_digits.csv`` unless named as ``--out``;
-the run directories stay in ``--runs-dir`` either way, so a build continues where it stopped.
+The space and the budget are the config's (by default MobileNet-V2@0.35 on digits, blocks 12, 15 and 16 each none /
+insert g / replace g for g in {1, 4}: 125 architectures, 3 epochs). Each seed is one grid search through the real
+runner (``runs/<name>-seed<k>/``: every architecture once, trained by Ray Tune trials, latency timed once per
+architecture), so an interrupted build continues where it stopped when run again (and a seed the output table
+already holds is kept, not trained again: a table can grow by a seed at a time). The table is then assembled from
+the runs' Optuna journals, where every trial keeps its epochs, and written atomically: one row per (ARCH, seed,
+epoch) with top-1, top-5, validation loss, training seconds, MACs, params and latency. Latency is timed again for
+every architecture once training is over, one after another on an otherwise idle machine: the trials' own timings
+share the cores with the other trial and vary by 3x. ``--limit N`` builds only the first N architectures of the grid
+(a slice). An architecture whose trial failed stops the build with no table written (a hole would fail every search
+proposing it). Without ``--out`` the table goes to a new temporary folder (printed at the end), so a build never
+replaces the committed ``benchmarks/data/tabular_digits.csv`` unless named as ``--out``; the run directories stay in
+``--runs-dir`` either way, so a build continues where it stopped.
 """
 
 from __future__ import annotations
@@ -61,6 +62,17 @@ def journal_rows(run_dir: Path) -> list[dict]:
             rows.append({"arch": record.arch, "seed": record.seed, "macs": record.macs, "params": record.params,
                          "latency_ms": record.latency_ms, **epoch})
     return rows
+
+
+def check_complete(trials: pd.DataFrame, run_dir: Path) -> None:
+    """Refuse to write a table with a hole: a trial that failed (an error, not a kill: those are relaunched) leaves
+    its architecture out of the table, and every search answered from it would fail on that architecture."""
+    failed = trials[trials["status"] != COMPLETE]
+    if len(failed):
+        first = failed.iloc[0]
+        raise RuntimeError(f"{len(failed)} of {len(trials)} architectures in {run_dir} did not complete "
+                           f"({', '.join(failed['arch'].head(3))}{', ...' if len(failed) > 3 else ''}; the first "
+                           f"{first['status']}: {first['error']}); no table written: see {run_dir / 'trials.csv'}")
 
 
 def quiet_latency(config: SearchConfig, facts: RunFacts, archs: list[str], console: Console) -> dict[str, float]:
@@ -116,10 +128,12 @@ def main(argv: list[str]) -> None:
             continue
         run = seed_config(config, seed, n_trials)
         console.print(f"seed {seed}: {n_trials} of {size} architectures in {Path(args.runs_dir) / run.name}")
-        if len(run_search(run, args.runs_dir)) < n_trials:  # interrupted (Ctrl-C): no next seed, no table
+        trials = run_search(run, args.runs_dir)
+        if len(trials) < n_trials:  # interrupted (Ctrl-C): no next seed, no table, exit code 130
             console.print(f"seed {seed} stopped before its {n_trials} architectures; the same command "
                           "continues it")
-            return
+            raise KeyboardInterrupt
+        check_complete(trials, Path(args.runs_dir) / run.name)
         rows += journal_rows(Path(args.runs_dir) / run.name)
         facts = RunFacts.read(Path(args.runs_dir) / run.name / "run.json")
     untimed = sorted({row["arch"] for row in rows} - set(timed))

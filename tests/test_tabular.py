@@ -100,6 +100,17 @@ def test_backend_config_names_its_table():
         tiny(backend={"name": "table"})
 
 
+def test_build_table_refuses_a_seed_with_a_failed_architecture(tmp_path):
+    """A failed trial would leave its architecture out of the table: the build stops, naming it, and writes nothing."""
+    check = runpy.run_path(str(ROOT / "benchmarks" / "build_table.py"))["check_complete"]
+    trials = pd.DataFrame({"arch": ["a", "b", "c"], "status": ["COMPLETE", "FAILED", "COMPLETE"],
+                           "error": [None, "ValueError: boom", None]})
+    with pytest.raises(RuntimeError, match=r"^1 of 3 architectures in .*run did not complete \(b; the first FAILED: "
+                                           r"ValueError: boom\); no table written: see .*run/trials.csv$"):
+        check(trials, tmp_path / "run")
+    check(trials[trials["status"] == "COMPLETE"], tmp_path / "run")  # nothing to refuse
+
+
 SAMPLERS_BENCH = ROOT / "benchmarks" / "samplers.py"
 
 
