@@ -1,16 +1,17 @@
 """Samplers and early stopping compared on the tabular benchmark, a whole search in seconds.
 
-    ulsam-search bench samplers [--table benchmarks/data/tabular_digits.csv] [--samplers nsga2 tpe gp random]
-                                [--seeds 3] [--table-seeds 0 1] [--grace-periods 1 2] [--budgets 5 10 25 50 100]
-                                [--quick] [--out DIR]
+    ulsam-search bench samplers [--config search_spaces/tabular_digits_search.yaml] [--table CSV]
+                                [--samplers nsga2 tpe gp random] [--seeds 3] [--table-seeds 0 1]
+                                [--grace-periods 1 2] [--budgets 5 10 25 50 100] [--quick] [--out DIR]
 
 Every search goes through the real runner: Optuna proposes, Ray Tune runs the trials, and the trials are answered
-epoch by epoch from the table (``backend: table``) instead of being trained. The config is
-``search_spaces/tabular_digits_search.yaml`` with the sampler, its seed and the budget changed, one trial at a time
-(``max_concurrent: 1``, so a search depends on its seeds only). NSGA-II runs with a population of 10, the others
-with Optuna's defaults (TPE and GP: 10 random start-up trials), so every sampler proposes the same first ~10
-trials. Every sampler seed runs on every seed of the table (the training seed answering the trials), so a figure
-is a mean over ``seeds x table seeds`` searches and includes the training noise.
+epoch by epoch from the table (``backend: table``) instead of being trained. The config
+(``search_spaces/tabular_digits_search.yaml``, or ``tabular_cluttered_search.yaml`` for the 9-epoch cluttered-mnist
+table) names the table, the budget and mo-asha's reduction factor; the benchmark changes the sampler, its seed and
+the number of trials, one trial at a time (``max_concurrent: 1``, so a search depends on its seeds only). NSGA-II
+runs with a population of 10, the others with Optuna's defaults (TPE and GP: 10 random start-up trials), so every
+sampler proposes the same first ~10 trials. Every sampler seed runs on every seed of the table (the training seed
+answering the trials), so a figure is a mean over ``seeds x table seeds`` searches and includes the training noise.
 
 The exhaustive front is the front over (top-1, MACs) of every architecture in the table at its final epoch, that
 table seed. After each of a search's first b trials (b a percentage of the space) three measures compare the
@@ -37,15 +38,18 @@ NSGA-II or TPE reaches >= 0.95 of the hypervolume within 25% of the space, and i
 beyond the 10 shared start-up trials (a tie where every search of both has the whole front counts as not
 behind).
 
-Early stopping: the NSGA-II searches again with ``mo-asha`` at each grace period (its first rung, in epochs).
+Early stopping: the NSGA-II searches again with ``mo-asha`` at each grace period (its first rung, in epochs; by
+default 1 and the config's).
 Compute is the epochs trained (a pruned trial costs the epochs it ran, a duplicate or infeasible one nothing); the
 saving at a hypervolume level is the epochs FIFO needed to reach it over the epochs mo-asha needed (medians over
 searches). Goal: >= 2x at >= 0.98. With a budget of E epochs a trial stopped at the first rung still costs
 ``grace`` epochs, so no scheduler can save more than ``E / grace``.
 
-Writes ``samplers.csv`` (every search's three measures after every trial, with its compute and the reference) and
-``samplers.png`` to ``--out``, by default a new temporary folder (printed at the end): ``--out benchmarks/data``
-replaces the committed results. Needs pymoo: ``pip install 'ulsam-search[bench]'``.
+Writes ``samplers_<table>.csv`` (every search's three measures after every trial, with its compute and the
+reference; ``<table>`` is the table's file name without ``tabular_``: ``samplers_digits.csv``) and
+``samplers_<table>.png`` to ``--out``, by default a new temporary folder (printed at the end): ``--out
+benchmarks/data`` replaces the committed results for that table only. Needs pymoo: ``pip install
+'ulsam-search[bench]'``.
 """
 
 from __future__ import annotations
@@ -98,7 +102,8 @@ def search_config(base: SearchConfig, table: Path, sampler: str, seed: int, tabl
     """``base`` answered from ``table``'s ``table_seed``; FIFO when ``grace_period`` is None, else mo-asha."""
     data = base.model_dump()
     data.update(name=name, n_trials=n_trials, max_concurrent=1, backend={"name": "table", "table": str(table)},
-                sampler={"name": sampler, "seed": seed, "options": {"population_size": 10} if sampler == "nsga2" else {}})
+                sampler={"name": sampler, "seed": seed,
+                         "options": {"population_size": 10} if sampler == "nsga2" else {}})
     data["training"]["seed"] = table_seed
     data["scheduler"]["name"] = "fifo" if grace_period is None else "mo-asha"
     data["scheduler"]["grace_period"] = grace_period or data["scheduler"]["grace_period"]
@@ -272,32 +277,46 @@ class Plan:
     searches: list[tuple[str, int | None]]  # (sampler, mo-asha grace period or None for FIFO)
 
 
+def config_table(config: SearchConfig) -> Path:
+    """The table ``config`` names: relative to the working folder, else to the repository (where the shipped configs'
+    ``benchmarks/data/...`` lies), so the benchmark runs from any folder."""
+    if config.backend.name != "table":
+        raise InvalidInput(f"bench samplers: config {config.name} has backend {config.backend.name}; it needs "
+                           "backend: {name: table, table: CSV} (or --table CSV)")
+    path = Path(config.backend.table)
+    return (path if path.is_absolute() or path.exists() else ROOT / path).resolve()
+
+
 def parse_plan(argv: list[str]) -> Plan:
     parser = argparse.ArgumentParser(prog="ulsam-search bench samplers", description=__doc__.splitlines()[0])
-    parser.add_argument("--table", default=str(ROOT / "benchmarks" / "data" / "tabular_digits.csv"))
-    parser.add_argument("--config", default=str(ROOT / "search_spaces" / "tabular_digits_search.yaml"))
+    parser.add_argument("--config", default=str(ROOT / "search_spaces" / "tabular_digits_search.yaml"),
+                        help="the search config: its table, budget and mo-asha reduction factor")
+    parser.add_argument("--table", help="the tabular benchmark (default: the config's backend.table)")
     parser.add_argument("--samplers", nargs="+", default=["nsga2", "tpe", "gp", "random"])
     parser.add_argument("--seeds", type=int, default=3, help="sampler seeds 0..N-1 (default 3)")
     parser.add_argument("--table-seeds", type=int, nargs="+", help="the table's training seeds (default: all)")
-    parser.add_argument("--grace-periods", type=int, nargs="+", default=[1, 2], help="mo-asha's first rungs")
+    parser.add_argument("--grace-periods", type=int, nargs="+",
+                        help="mo-asha's first rungs (default: 1 and the config's grace period)")
     parser.add_argument("--budgets", type=float, nargs="+", default=[5, 10, 25, 50, 100])
-    parser.add_argument("--out", help="folder for samplers.csv and samplers.png (default: a new temporary folder; "
-                                      "`--out benchmarks/data` replaces the committed results)")
-    parser.add_argument("--quick", action="store_true",
-                        help="nsga2 and random, 1 seed on the table's first seed, grace 2, budgets up to 10%%")
+    parser.add_argument("--out", help="folder for samplers_<table>.csv and .png (default: a new temporary folder; "
+                                      "`--out benchmarks/data` replaces the committed results for that table)")
+    parser.add_argument("--quick", action="store_true", help="nsga2 and random, 1 seed on the table's first seed, "
+                                                             "the config's grace period, budgets up to 10%%")
     args = parser.parse_args(argv)
     try:
         import pymoo.indicators.igd_plus  # noqa: F401
     except ImportError:
         raise InvalidInput(f"bench samplers needs pymoo for IGD+: {PIP_HINT}") from None
-    table_path = Path(args.table).resolve()
+    base = load_search_config(args.config)
+    table_path = Path(args.table).resolve() if args.table else config_table(base)
     table = read_table(table_path)
+    args.grace_periods = args.grace_periods or sorted({1, base.scheduler.grace_period})
     if args.quick:
-        args.samplers, args.seeds, args.table_seeds, args.grace_periods = ["nsga2", "random"], 1, table.seeds[:1], [2]
-        args.budgets = [5, 10]
+        args.samplers, args.seeds, args.table_seeds = ["nsga2", "random"], 1, table.seeds[:1]
+        args.grace_periods, args.budgets = [base.scheduler.grace_period], [5, 10]
     table_seeds = args.table_seeds or table.seeds
     size = len(table.archs)
-    return Plan(args, table_path, table_seeds, load_search_config(args.config), size,
+    return Plan(args, table_path, table_seeds, base, size,
                 [max(1, round(size * b / 100)) for b in args.budgets],
                 [(table_seed, seed) for table_seed in table_seeds for seed in range(args.seeds)],
                 [(sampler, None) for sampler in args.samplers] + [("nsga2", grace) for grace in args.grace_periods])
@@ -448,15 +467,16 @@ def main(argv: list[str]) -> None:
     results, best = run_searches(plan, Console(stderr=True, width=160))
     out = Path(plan.args.out) if plan.args.out else Path(tempfile.mkdtemp(prefix="ulsam-bench-samplers-"))
     out.mkdir(parents=True, exist_ok=True)
-    results.to_csv(out / "samplers.csv", index=False, float_format="%.6g")
+    stem = "samplers_" + plan.table_path.stem.removeprefix("tabular_")  # one pair of files per table
+    results.to_csv(out / f"{stem}.csv", index=False, float_format="%.6g")
     # The trivial baseline, per search (it depends on the table seed only), so its mean weighs the seeds alike.
     trivial = pd.DataFrame([{"table_seed": t, "seed": s, **scores(best[t].cheapest, plan.base.objectives, best[t])}
                             for t, s in plan.replicates])
-    plot(results, list(plan.args.budgets), plan.size, trivial.mean(numeric_only=True).to_dict(), out / "samplers.png")
+    plot(results, list(plan.args.budgets), plan.size, trivial.mean(numeric_only=True).to_dict(), out / f"{stem}.png")
     print_references(console, plan, best)
     means, perfect = print_measures(console, plan, results, trivial)
     print_goals(console, plan, means, perfect, trivial)
     print_savings(console, plan, results)
     console.print(f"{len(plan.searches) * len(plan.replicates)} searches of {max(plan.budgets)} trials in "
                   f"{time.perf_counter() - started:.0f} s")
-    console.print(f"wrote {out / 'samplers.csv'} and {out / 'samplers.png'} (folder {out})")
+    console.print(f"wrote {out / stem}.csv and {out / stem}.png (folder {out})")

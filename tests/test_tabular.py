@@ -16,6 +16,7 @@ import pytest
 import ray
 
 from test_search import BASELINE, _study, tiny
+from ulsam_search.config import load_search_config
 from ulsam_search.errors import InvalidInput
 from ulsam_search.search.runner import prepare_run, run_search
 from ulsam_search.search.backends.table import TABLE_COLUMNS, read_table
@@ -126,6 +127,19 @@ def test_igd_plus_and_front_share_match_a_hand_computed_example():
     assert bench["front_share"](["a", "c", "x"], ["a", "b", "c", "d"]) == 0.5
 
 
+def test_the_sampler_benchmark_finds_the_configs_table_from_any_folder(tmp_path, monkeypatch):
+    bench = runpy.run_path(str(SAMPLERS_BENCH))
+    monkeypatch.chdir(tmp_path)  # the shipped config names benchmarks/data/tabular_digits.csv, relative
+    config = load_search_config(ROOT / "search_spaces" / "tabular_digits_search.yaml")
+    assert bench["config_table"](config) == ROOT / "benchmarks" / "data" / "tabular_digits.csv"
+    (tmp_path / "benchmarks" / "data").mkdir(parents=True)
+    (tmp_path / "benchmarks" / "data" / "tabular_digits.csv").write_text("a user's own table")
+    assert bench["config_table"](config) == tmp_path / "benchmarks" / "data" / "tabular_digits.csv"  # theirs first
+    trained = config.model_copy(update={"backend": config.backend.model_copy(update={"name": "train", "table": None})})
+    with pytest.raises(InvalidInput, match=r"has backend train; it needs backend: \{name: table, table: CSV\}"):
+        bench["config_table"](trained)
+
+
 def _rows(section: str) -> dict[str, list[tuple[float, float]]]:
     """sampler -> [(mean, std), ...] from the rows of one printed table."""
     rows = {}
@@ -151,8 +165,8 @@ def test_the_sampler_benchmark_runs_on_a_slice_of_the_shipped_table():
     out = Path(re.search(r"\(folder (.+)\)\s*$", result.stdout).group(1))
     try:
         assert out.name.startswith("ulsam-bench-samplers-") and out.parent == Path(tempfile.gettempdir())
-        runs = pd.read_csv(out / "samplers.csv")
-        png = (out / "samplers.png").stat().st_size
+        runs = pd.read_csv(out / "samplers_digits.csv")
+        png = (out / "samplers_digits.png").stat().st_size
     finally:
         shutil.rmtree(out)
     seed = table.seeds[0]
