@@ -11,7 +11,9 @@ prints, per study:
 - the within-architecture seed std (pooled over architectures), the between-architecture std of the means, and the
   part of the latter the noise cannot explain: sqrt(max(0, var(means) - seed var / seeds));
 - the seed-to-seed Spearman correlation of final top-1 across architectures, for every pair of seeds, and their
-  mean. Goal (issue 17): r >= 0.6 (the digits tabular benchmark: -0.06).
+  mean. Goal (issue 17): r >= 0.6 (the digits tabular benchmark: -0.04);
+- for a tabular benchmark, per seed, the Spearman correlation across architectures of top-1 at each earlier epoch
+  with the final top-1: how well a mo-asha rung at that epoch ranks what the full budget would.
 
 Without arguments it reads the committed studies, ``benchmarks/data/signal_*_trials.csv``. Writes nothing.
 """
@@ -36,21 +38,40 @@ COMMITTED = ROOT / "benchmarks" / "data"
 GOAL = 0.6
 
 
-def read_study(path: Path) -> pd.DataFrame:
+def read_study(path: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """The COMPLETE trials (arch, seed, top1) of a study's trials.csv, or of a run directory's, or the final epoch of
-    every (arch, seed) of a tabular benchmark (``bench build-table``: one row per epoch, no status)."""
+    every (arch, seed) of a tabular benchmark (``bench build-table``: one row per epoch, no status); and the
+    benchmark's every epoch (None for a study)."""
     path = path / "trials.csv" if path.is_dir() else path
     if not path.is_file():
         raise InvalidInput(f"{path} does not exist: give a study's trials.csv, its run directory or a tabular "
                            "benchmark's CSV")
-    table = pd.read_csv(path, dtype={"arch": str, "status": str})
+    table = epochs = pd.read_csv(path, dtype={"arch": str, "status": str})
     if "status" not in table.columns and "epoch" in table.columns:
         final = table["epoch"] == table.groupby(["arch", "seed"])["epoch"].transform("max")
         table = table[final].assign(status="COMPLETE")
+    else:
+        epochs = None
     missing = [c for c in ("arch", "seed", "top1", "status") if c not in table.columns]
     if missing:
         raise InvalidInput(f"{path}: not a trials table (missing columns: {', '.join(missing)})")
-    return table[table["status"] == "COMPLETE"][["arch", "seed", "top1", "top5"]].drop_duplicates(["arch", "seed"])
+    trials = table[table["status"] == "COMPLETE"][["arch", "seed", "top1", "top5"]]
+    return trials.drop_duplicates(["arch", "seed"]), epochs
+
+
+def rung_fidelity(epochs: pd.DataFrame) -> dict[int, list[float]]:
+    """Earlier epoch -> per seed, the Spearman correlation across architectures of top-1 there with the final top-1
+    (NaN where every architecture ties): what a rung at that epoch ranks by, against what it stands in for."""
+    from scipy import stats
+
+    fidelity: dict[int, list[float]] = {}
+    for _, runs in epochs.groupby("seed"):
+        wide = runs.pivot(index="arch", columns="epoch", values="top1").dropna()
+        for epoch in wide.columns[:-1]:
+            same = wide[epoch].nunique() < 2 or wide[wide.columns[-1]].nunique() < 2
+            r = math.nan if same else float(stats.spearmanr(wide[epoch], wide[wide.columns[-1]]).statistic)
+            fidelity.setdefault(int(epoch), []).append(r)
+    return fidelity
 
 
 def noise_figures(trials: pd.DataFrame) -> dict[str, float]:
@@ -95,15 +116,30 @@ def main(argv: list[str]) -> None:
         console.print(f"no studies given and none committed in {COMMITTED} yet")
         return
     for path in paths:
-        trials = read_study(path)
-        name = path.name.removeprefix("signal_").removesuffix("_trials.csv").removesuffix(".csv") if path.is_file() \
-            else path.name
-        baseline = min(trials["arch"], key=lambda arch: (":" in arch, len(arch)))  # the ARCH with no placement
-        console.print(_arch_table(name, trials, baseline))
-        figures = noise_figures(trials)
+        print_study(console, path)
+
+
+def print_study(console: Console, path: Path) -> None:
+    trials, epochs = read_study(path)
+    name = path.name.removeprefix("signal_").removesuffix("_trials.csv").removesuffix(".csv") if path.is_file() \
+        else path.name
+    baseline = min(trials["arch"], key=lambda arch: (":" in arch, len(arch)))  # the ARCH with no placement
+    console.print(_arch_table(name, trials, baseline))
+    figures = noise_figures(trials)
+    if figures["seeds"] < 2:
+        console.print(f"{name}: {figures['archs']} architectures x 1 seed: seed noise and the seed-to-seed "
+                      "correlation need two seeds or more")
+    else:
         pairs = ", ".join(f"{r:+.2f}" for r in figures["spearman_pairs"])
         console.print(f"{name}: {figures['archs']} architectures x {figures['seeds']} seeds; seed std "
                       f"{figures['seed_std']:.2f} points, between-architecture std {figures['between_std']:.2f} "
                       f"(beyond noise {figures['signal_std']:.2f}); seed-to-seed Spearman {pairs} (mean "
                       f"{figures['spearman_mean']:+.2f}); goal r >= {GOAL}: "
                       f"{'met' if figures['spearman_mean'] >= GOAL else 'not met'}")
+    if epochs is not None:
+        seeds = sorted(epochs["seed"].unique())
+        cells = "; ".join(f"epoch {epoch}: " + ", ".join("ties" if math.isnan(r) else f"{r:+.2f}" for r in rs)
+                          for epoch, rs in rung_fidelity(epochs).items())
+        console.print(f"{name}: top-1 at an earlier epoch against the final top-1 (Spearman across architectures, "
+                      f"seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}; what a mo-asha rung there ranks "
+                      f"by): {cells}")

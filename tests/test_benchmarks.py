@@ -108,10 +108,30 @@ def test_bench_seed_noise_reads_the_final_epoch_of_a_tabular_benchmark(capsys, t
     assert "seed-to-seed Spearman -1.00 (mean -1.00)" in " ".join(out.split())
 
 
+def test_bench_seed_noise_ranks_a_tables_earlier_epochs_against_its_final_one(capsys, tmp_path):
+    # One seed, three architectures, three epochs: epoch 1 ranks them as epoch 3 does (Spearman +1), epoch 2 the
+    # other way round (-1); one seed has no seed noise to report.
+    top1 = {"mobilenet_v2@0.35": (10, 60, 90), "mobilenet_v2@0.35:16+4": (20, 50, 91),
+            "mobilenet_v2@0.35:6+4": (30, 40, 92)}
+    rows = ["arch,seed,epoch,top1,top5"] + [f"{arch},0,{epoch},{v},99" for arch, values in top1.items()
+                                            for epoch, v in enumerate(values, start=1)]
+    (tmp_path / "tabular_y.csv").write_text("\n".join(rows) + "\n")
+    _, out = bench(capsys, "seed-noise", str(tmp_path / "tabular_y.csv"))
+    out = " ".join(out.split())
+    assert ("tabular_y: 3 architectures x 1 seed: seed noise and the seed-to-seed correlation need two seeds or "
+            "more") in out
+    assert "(Spearman across architectures, seed 0; what a mo-asha rung there ranks by): epoch 1: +1.00; epoch 2: " \
+           "-1.00" in out
+
+
 def test_bench_seed_noise_on_the_committed_digits_table_gives_the_readmes_row(capsys):
     _, out = bench(capsys, "seed-noise", str(ROOT / "benchmarks" / "data" / "tabular_digits.csv"))
     line = ("tabular_digits: 125 architectures x 2 seeds; seed std 0.73 points, between-architecture std 0.46 (beyond "
             "noise 0.00); seed-to-seed Spearman -0.04 (mean -0.04)")
     assert line in " ".join(out.split())
     row = "| digits tabular benchmark, 125 architectures x 2 seeds, 3 epochs | 0.73 | 0.46 | 0.00 | -0.04 |"
-    assert row in (ROOT / "README.md").read_text()
+    assert "seeds 0, 1; what a mo-asha rung there ranks by): epoch 1: +0.14, +0.24; epoch 2: +0.19, +0.51" in \
+        " ".join(out.split())
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert row in readme and "epoch-1 top-1 ranks the architectures as the final top-1 does at Spearman +0.14 and " \
+                             "+0.24 (seeds 0 and 1), epoch 2 at +0.19 and +0.51" in readme
