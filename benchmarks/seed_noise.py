@@ -28,10 +28,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape  # an interval's "[no CI]" is not a style tag
 from rich.table import Table
 
+from ulsam_search.ablation.claims import interval
 from ulsam_search.ablation.stats import compare_with_baseline
 from ulsam_search.errors import InvalidInput
+from ulsam_search.search.backends.table import read_table
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = ROOT / "benchmarks" / "data"
@@ -39,38 +42,40 @@ GOAL = 0.6
 
 
 def read_study(path: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """The COMPLETE trials (arch, seed, top1) of a study's trials.csv, or of a run directory's, or the final epoch of
-    every (arch, seed) of a tabular benchmark (``bench build-table``: one row per epoch, no status); and the
-    benchmark's every epoch (None for a study)."""
+    """The COMPLETE trials (arch, seed, top1) of a study's trials.csv, or of a run directory's, or of a tabular
+    benchmark (``bench build-table``: one row per epoch, no status) at the epoch every (arch, seed) reached; and that
+    benchmark's epochs up to there (None for a study)."""
     path = path / "trials.csv" if path.is_dir() else path
     if not path.is_file():
         raise InvalidInput(f"{path} does not exist: give a study's trials.csv, its run directory or a tabular "
                            "benchmark's CSV")
-    table = epochs = pd.read_csv(path, dtype={"arch": str, "status": str})
+    table = pd.read_csv(path, dtype={"arch": str, "status": str})
+    epochs = None
     if "status" not in table.columns and "epoch" in table.columns:
-        final = table["epoch"] == table.groupby(["arch", "seed"])["epoch"].transform("max")
-        table = table[final].assign(status="COMPLETE")
-    else:
-        epochs = None
-    missing = [c for c in ("arch", "seed", "top1", "status") if c not in table.columns]
+        benchmark = read_table(path)  # its checks: columns, values, one row per (arch, seed, epoch)
+        epochs = benchmark.frame[benchmark.frame["epoch"] <= benchmark.epochs]
+        table = epochs[epochs["epoch"] == benchmark.epochs].assign(status="COMPLETE")
+    missing = [c for c in ("arch", "seed", "top1", "top5", "status") if c not in table.columns]
     if missing:
         raise InvalidInput(f"{path}: not a trials table (missing columns: {', '.join(missing)})")
     trials = table[table["status"] == "COMPLETE"][["arch", "seed", "top1", "top5"]]
     return trials.drop_duplicates(["arch", "seed"]), epochs
 
 
-def rung_fidelity(epochs: pd.DataFrame) -> dict[int, list[float]]:
-    """Earlier epoch -> per seed, the Spearman correlation across architectures of top-1 there with the final top-1
-    (NaN where every architecture ties): what a rung at that epoch ranks by, against what it stands in for."""
+def rung_fidelity(epochs: pd.DataFrame) -> dict[int, tuple[int, dict[int, float]]]:
+    """Seed -> (architectures, {earlier epoch: the Spearman correlation across those architectures of top-1 there
+    with the final top-1}): what a rung at that epoch ranks by, against what it stands in for. NaN with fewer than
+    3 architectures or where they all tie."""
     from scipy import stats
 
-    fidelity: dict[int, list[float]] = {}
-    for _, runs in epochs.groupby("seed"):
-        wide = runs.pivot(index="arch", columns="epoch", values="top1").dropna()
-        for epoch in wide.columns[:-1]:
-            same = wide[epoch].nunique() < 2 or wide[wide.columns[-1]].nunique() < 2
-            r = math.nan if same else float(stats.spearmanr(wide[epoch], wide[wide.columns[-1]]).statistic)
-            fidelity.setdefault(int(epoch), []).append(r)
+    fidelity = {}
+    for seed, runs in epochs.groupby("seed"):
+        wide = runs.pivot(index="arch", columns="epoch", values="top1")
+        final = wide[wide.columns[-1]]
+        fidelity[int(seed)] = (len(wide), {
+            int(epoch): float(stats.spearmanr(wide[epoch], final).statistic)
+            if len(wide) >= 3 and wide[epoch].nunique() > 1 and final.nunique() > 1 else math.nan
+            for epoch in wide.columns[:-1]})
     return fidelity
 
 
@@ -96,12 +101,12 @@ def _arch_table(name: str, trials: pd.DataFrame, baseline: str) -> Table:
     for column in ("ARCH", "n", "top-1 %", "Δ top-1", "p (Holm)", "verdict"):
         view.add_column(column, justify="left" if column in ("ARCH", "verdict") else "right")
     for arch, row in compared.iterrows():
-        delta = "" if arch == baseline else (f"{row['d_top1']:+.2f} [{row['d_top1_ci_low']:+.2f}, "
-                                             f"{row['d_top1_ci_high']:+.2f}]")
+        one_seed = row["n"] < 2  # no std, no CI, no test
+        delta = "" if arch == baseline else escape(interval(row["d_top1"], row["d_top1_ci_low"], row["d_top1_ci_high"]))
         holm = "" if arch == baseline or pd.isna(row.get("d_top1_p_holm")) else f"{row['d_top1_p_holm']:.3f}"
         view.add_row(arch + (" (baseline)" if arch == baseline else ""), str(int(row["n"])),
-                     f"{row['top1_mean']:.2f} ± {row['top1_std']:.2f}", delta, holm,
-                     "" if arch == baseline else str(row["verdict"]))
+                     f"{row['top1_mean']:.2f}" + ("" if one_seed else f" ± {row['top1_std']:.2f}"), delta, holm,
+                     "" if arch == baseline else "one seed" if one_seed else str(row["verdict"]))
     return view
 
 
@@ -126,9 +131,9 @@ def print_study(console: Console, path: Path) -> None:
     baseline = min(trials["arch"], key=lambda arch: (":" in arch, len(arch)))  # the ARCH with no placement
     console.print(_arch_table(name, trials, baseline))
     figures = noise_figures(trials)
-    if figures["seeds"] < 2:
-        console.print(f"{name}: {figures['archs']} architectures x 1 seed: seed noise and the seed-to-seed "
-                      "correlation need two seeds or more")
+    if figures["seeds"] < 2 or figures["archs"] < 3:
+        console.print(f"{name}: {figures['archs']} architectures x {figures['seeds']} seed(s) with every seed: seed "
+                      "noise and the seed-to-seed correlation need two seeds and three architectures")
     else:
         pairs = ", ".join(f"{r:+.2f}" for r in figures["spearman_pairs"])
         console.print(f"{name}: {figures['archs']} architectures x {figures['seeds']} seeds; seed std "
@@ -137,9 +142,13 @@ def print_study(console: Console, path: Path) -> None:
                       f"{figures['spearman_mean']:+.2f}); goal r >= {GOAL}: "
                       f"{'met' if figures['spearman_mean'] >= GOAL else 'not met'}")
     if epochs is not None:
-        seeds = sorted(epochs["seed"].unique())
-        cells = "; ".join(f"epoch {epoch}: " + ", ".join("ties" if math.isnan(r) else f"{r:+.2f}" for r in rs)
-                          for epoch, rs in rung_fidelity(epochs).items())
-        console.print(f"{name}: top-1 at an earlier epoch against the final top-1 (Spearman across architectures, "
-                      f"seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}; what a mo-asha rung there ranks "
-                      f"by): {cells}")
+        fidelity = rung_fidelity(epochs)
+        last = int(epochs["epoch"].max())
+        if last == 1:
+            console.print(f"{name}: one epoch, so no earlier rung to rank by")
+            return
+        cells = "; ".join(f"seed {seed} ({archs} architectures): " + ", ".join(
+            f"epoch {epoch} " + ("n/a" if math.isnan(r) else f"{r:+.2f}") for epoch, r in by_epoch.items())
+            for seed, (archs, by_epoch) in fidelity.items())
+        console.print(f"{name}: top-1 at an earlier epoch against the final (epoch {last}) top-1, Spearman across "
+                      f"architectures (what a mo-asha rung there ranks by): {cells}")

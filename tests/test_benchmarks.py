@@ -78,6 +78,10 @@ def test_bench_report_quick(capsys):
     assert int(rows[0][1]) >= 1 and positive(rows[0][2]) and positive(rows[0][3])
 
 
+TABLE_HEADER = "arch,seed,epoch,top1,top5,val_loss,train_seconds,macs,params,latency_ms"
+COSTS = ",0.5,30,15611136,394858,3.4"  # val_loss to latency_ms: the same for every row, unread here
+
+
 def test_bench_seed_noise_matches_a_hand_computation(capsys, tmp_path):
     # Three architectures x three seeds; each architecture's seed std is 1, its means 91, 94 and 87.
     # Between-architecture variance of the means: (0.111 + 11.111 + 13.444) / 2 = 12.333 (std 3.51); beyond the
@@ -95,17 +99,20 @@ def test_bench_seed_noise_matches_a_hand_computation(capsys, tmp_path):
 
 
 def test_bench_seed_noise_reads_the_final_epoch_of_a_tabular_benchmark(capsys, tmp_path):
-    # Two architectures x two seeds x two epochs; only epoch 2 counts: seed 0 ranks b over a (90 < 92), seed 1 a
-    # over b (93 > 91): Spearman -1. Seed variances 4.5 (a) and 0.5 (b), pooled 2.5: std 1.58; both means 91.5.
-    rows = ["arch,seed,epoch,top1,top5"]
+    # Three architectures x two seeds x two epochs; only epoch 2 counts. Seed 0 ranks a < b < c (90, 92, 94), seed 1
+    # b < a < c (93, 91, 95): Spearman 1 - 6 * 2 / (3 * 8) = 0.5. Seed variances 4.5, 0.5 and 0.5, pooled 1.83: std
+    # 1.35; means 91.5, 91.5 and 94.5: variance 3 (std 1.73), beyond noise sqrt(3 - 1.83 / 2) = 1.44. Epoch 1 ties.
+    rows = [TABLE_HEADER]
     final = {("mobilenet_v2@0.35", 0): 90, ("mobilenet_v2@0.35", 1): 93, ("mobilenet_v2@0.35:16+4", 0): 92,
-             ("mobilenet_v2@0.35:16+4", 1): 91}
+             ("mobilenet_v2@0.35:16+4", 1): 91, ("mobilenet_v2@0.35:6+4", 0): 94, ("mobilenet_v2@0.35:6+4", 1): 95}
     for (arch, seed), top1 in final.items():
-        rows += [f"{arch},{seed},1,50,90", f"{arch},{seed},2,{top1},99"]
+        rows += [f"{arch},{seed},1,50,90{COSTS}", f"{arch},{seed},2,{top1},99{COSTS}"]
     (tmp_path / "tabular_x.csv").write_text("\n".join(rows) + "\n")
     _, out = bench(capsys, "seed-noise", str(tmp_path / "tabular_x.csv"))
-    assert "tabular_x: 2 architectures x 2 seeds; seed std 1.58 points, between-architecture std 0.00" in " ".join(out.split())
-    assert "seed-to-seed Spearman -1.00 (mean -1.00)" in " ".join(out.split())
+    out = " ".join(out.split())
+    assert ("tabular_x: 3 architectures x 2 seeds; seed std 1.35 points, between-architecture std 1.73 (beyond noise "
+            "1.44); seed-to-seed Spearman +0.50 (mean +0.50)") in out
+    assert "seed 0 (3 architectures): epoch 1 n/a; seed 1 (3 architectures): epoch 1 n/a" in out
 
 
 def test_bench_seed_noise_ranks_a_tables_earlier_epochs_against_its_final_one(capsys, tmp_path):
@@ -113,15 +120,16 @@ def test_bench_seed_noise_ranks_a_tables_earlier_epochs_against_its_final_one(ca
     # other way round (-1); one seed has no seed noise to report.
     top1 = {"mobilenet_v2@0.35": (10, 60, 90), "mobilenet_v2@0.35:16+4": (20, 50, 91),
             "mobilenet_v2@0.35:6+4": (30, 40, 92)}
-    rows = ["arch,seed,epoch,top1,top5"] + [f"{arch},0,{epoch},{v},99" for arch, values in top1.items()
-                                            for epoch, v in enumerate(values, start=1)]
+    rows = [TABLE_HEADER] + [f"{arch},0,{epoch},{v},99{COSTS}" for arch, values in top1.items()
+                             for epoch, v in enumerate(values, start=1)]
     (tmp_path / "tabular_y.csv").write_text("\n".join(rows) + "\n")
     _, out = bench(capsys, "seed-noise", str(tmp_path / "tabular_y.csv"))
     out = " ".join(out.split())
-    assert ("tabular_y: 3 architectures x 1 seed: seed noise and the seed-to-seed correlation need two seeds or "
-            "more") in out
-    assert "(Spearman across architectures, seed 0; what a mo-asha rung there ranks by): epoch 1: +1.00; epoch 2: " \
-           "-1.00" in out
+    assert ("tabular_y: 3 architectures x 1 seed(s) with every seed: seed noise and the seed-to-seed correlation "
+            "need two seeds and three architectures") in out
+    assert ("tabular_y: top-1 at an earlier epoch against the final (epoch 3) top-1, Spearman across architectures "
+            "(what a mo-asha rung there ranks by): seed 0 (3 architectures): epoch 1 +1.00, epoch 2 -1.00") in out
+    assert "| 92.00 | +2.00 [no CI] | | one seed |" in out.replace("│", "|")
 
 
 def test_bench_seed_noise_on_the_committed_digits_table_gives_the_readmes_row(capsys):
@@ -130,8 +138,8 @@ def test_bench_seed_noise_on_the_committed_digits_table_gives_the_readmes_row(ca
             "noise 0.00); seed-to-seed Spearman -0.04 (mean -0.04)")
     assert line in " ".join(out.split())
     row = "| digits tabular benchmark, 125 architectures x 2 seeds, 3 epochs | 0.73 | 0.46 | 0.00 | -0.04 |"
-    assert "seeds 0, 1; what a mo-asha rung there ranks by): epoch 1: +0.14, +0.24; epoch 2: +0.19, +0.51" in \
-        " ".join(out.split())
+    assert ("seed 0 (125 architectures): epoch 1 +0.14, epoch 2 +0.19; seed 1 (125 architectures): epoch 1 +0.24, "
+            "epoch 2 +0.51") in " ".join(out.split())
     readme = " ".join((ROOT / "README.md").read_text().split())
     assert row in readme and "epoch-1 top-1 ranks the architectures as the final top-1 does at Spearman +0.14 and " \
                              "+0.24 (seeds 0 and 1), epoch 2 at +0.19 and +0.51" in readme

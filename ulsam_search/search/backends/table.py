@@ -80,6 +80,11 @@ def read_table(path: str | os.PathLike) -> Table:
     numeric = [c for c in TABLE_COLUMNS if c != "arch"]
     if frame[numeric].apply(pd.to_numeric, errors="coerce").isna().any().any():
         raise InvalidInput(f"backend.table: {path} has rows with missing or non-numeric values")
+    repeated = frame[frame.duplicated(["arch", "seed", "epoch"])]
+    if len(repeated):
+        first = repeated.iloc[0]
+        raise InvalidInput(f"backend.table: {path} has {len(repeated)} repeated (arch, seed, epoch) row(s), the first "
+                           f"{first['arch']} seed {first['seed']} epoch {first['epoch']}")
     return Table(frame, str(path))
 
 
