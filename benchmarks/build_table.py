@@ -1,7 +1,7 @@
 """Build the tabular benchmark: every architecture of a small space trained for a fixed budget, once per seed.
 
     ulsam-search bench build-table [--config search_spaces/tabular_digits.yaml] [--seeds 0 1]
-                                   [--out CSV] [--runs-dir runs] [--limit N]
+                                   [--out CSV] [--runs-dir runs] [--limit N] [--retry-failed]
 
 The space and the budget are the config's (by default MobileNet-V2@0.35 on digits, blocks 12, 15 and 16 each none /
 insert g / replace g for g in {1, 4}: 125 architectures, 3 epochs). Each seed is one grid search through the real
@@ -12,8 +12,8 @@ the runs' Optuna journals, where every trial keeps its epochs, and written atomi
 epoch) with top-1, top-5, validation loss, training seconds, MACs, params and latency. Latency is timed again for
 every architecture once training is over, one after another on an otherwise idle machine: the trials' own timings
 share the cores with the other trial and vary by 3x. ``--limit N`` builds only the first N architectures of the grid
-(a slice). An architecture whose trial failed stops the build with no table written (a hole would fail every search
-proposing it). Without ``--out`` the table goes to a new temporary folder (printed at the end), so a build never
+(a slice). An architecture whose trials all failed stops the build (exit 1) with no table written (a hole would fail
+every search proposing it); once the cause is fixed, ``--retry-failed`` trains it again. Without ``--out`` the table goes to a new temporary folder (printed at the end), so a build never
 replaces the committed ``benchmarks/data/tabular_digits.csv`` unless named as ``--out``; the run directories stay in
 ``--runs-dir`` either way, so a build continues where it stopped.
 """
@@ -47,6 +47,7 @@ def seed_config(config: SearchConfig, seed: int, n_trials: int) -> SearchConfig:
     data["training"]["seed"] = seed
     data["sampler"] = {"name": "grid", "seed": 0, "options": {}}
     data["scheduler"] = {"name": "fifo"}
+    data["constraints"] = {}  # a table holds every architecture, none left out as infeasible
     return SearchConfig.model_validate(data)
 
 
@@ -64,15 +65,25 @@ def journal_rows(run_dir: Path) -> list[dict]:
     return rows
 
 
+def unfinished(run_dir: Path) -> int:
+    """Trials the run's journal holds as running or queued: an interrupted run leaves some, a finished one none."""
+    storage = journal_storage(run_dir / "optuna.log")
+    return sum(not t.state.is_finished() for t in optuna.load_study(study_name=STUDY_NAME, storage=storage).trials)
+
+
 def check_complete(trials: pd.DataFrame, run_dir: Path) -> None:
-    """Refuse to write a table with a hole: a trial that failed (an error, not a kill: those are relaunched) leaves
-    its architecture out of the table, and every search answered from it would fail on that architecture."""
-    failed = trials[trials["status"] != COMPLETE]
-    if len(failed):
-        first = failed.iloc[0]
-        raise RuntimeError(f"{len(failed)} of {len(trials)} architectures in {run_dir} did not complete "
-                           f"({', '.join(failed['arch'].head(3))}{', ...' if len(failed) > 3 else ''}; the first "
-                           f"{first['status']}: {first['error']}); no table written: see {run_dir / 'trials.csv'}")
+    """Refuse to write a table with a hole: an architecture whose trials all failed (an error, or a process killed
+    more than max_retries times) would fail every search the table answers that proposes it."""
+    done = set(trials.loc[trials["status"] == COMPLETE, "arch"])
+    missing = trials[~trials["arch"].isin(done)].drop_duplicates("arch", keep="last")
+    if len(missing):
+        names = missing["arch"].fillna("?").astype(str)
+        first = missing.iloc[0]
+        error = str(first["error"] if pd.notna(first["error"]) else "no error recorded").splitlines()[0]
+        raise RuntimeError(f"{len(missing)} of {trials['arch'].nunique()} architectures in {run_dir} have no complete "
+                           f"trial ({', '.join(names.head(3))}{', ...' if len(names) > 3 else ''}; the first "
+                           f"{first['status']}: {error}); no table written. Fix the cause (see "
+                           f"{run_dir / 'trials.csv'}), then run the same command with --retry-failed")
 
 
 def quiet_latency(config: SearchConfig, facts: RunFacts, archs: list[str], console: Console) -> dict[str, float]:
@@ -110,14 +121,16 @@ def main(argv: list[str]) -> None:
                                       "`--out benchmarks/data/tabular_digits.csv` replaces the committed table)")
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--limit", type=int, help="only the first N architectures of the grid")
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="once a failure's cause is fixed: train again every architecture whose trial failed")
     args = parser.parse_args(argv)
     console = Console(stderr=True)
     config = load_search_config(args.config)
     size = build_space(config).size
     n_trials = min(size, args.limit or size)
     started = time.perf_counter()
-    out = Path(args.out or Path(tempfile.mkdtemp(prefix="ulsam-bench-table-")) / f"{config.name}.csv")
-    built = pd.read_csv(out) if out.exists() else pd.DataFrame(columns=TABLE_COLUMNS)
+    out = Path(args.out) if args.out else None  # default: a new temporary folder, made once the table is written
+    built = pd.read_csv(out) if out and out.exists() else pd.DataFrame(columns=TABLE_COLUMNS)
     rows = built[~built["seed"].isin(args.seeds)].drop(columns="latency_ms").to_dict("records")  # other seeds stay
     timed, facts = dict(zip(built["arch"], built["latency_ms"])), None
     for seed in args.seeds:
@@ -128,8 +141,8 @@ def main(argv: list[str]) -> None:
             continue
         run = seed_config(config, seed, n_trials)
         console.print(f"seed {seed}: {n_trials} of {size} architectures in {Path(args.runs_dir) / run.name}")
-        trials = run_search(run, args.runs_dir)
-        if len(trials) < n_trials:  # interrupted (Ctrl-C): no next seed, no table, exit code 130
+        trials = run_search(run, args.runs_dir, retry_failed=args.retry_failed)
+        if len(trials) < n_trials or unfinished(Path(args.runs_dir) / run.name):  # Ctrl-C: no next seed, no table
             console.print(f"seed {seed} stopped before its {n_trials} architectures; the same command "
                           "continues it")
             raise KeyboardInterrupt
@@ -140,6 +153,7 @@ def main(argv: list[str]) -> None:
     if untimed:
         timed.update(quiet_latency(config, facts, untimed, console))
     table = assemble(rows, timed)
+    out = out or Path(tempfile.mkdtemp(prefix="ulsam-bench-table-")) / f"{config.name}.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as temporary:
         table.to_csv(temporary, index=False, float_format="%.6g")

@@ -62,6 +62,21 @@ def test_failing_trials_end_failed_with_their_error_and_the_search_goes_on(tmp_p
         line = next(line for line in markdown.splitlines() if f"`{arch}`" in line or f"| {arch} |" in line)
         assert "FAILED" in line and errors[arch].split(":")[0] in line
 
+    # The cause fixed (no faults in this Ray), a resume with retry_failed trains each failed architecture once
+    # more, beyond n_trials; the failures stay on record, and a later resume neither retries nor re-trains them.
+    retried = run_search(config, tmp_path, progress=False, retry_failed=True)
+    assert len(retried) == 7 and retried["number"].tolist() == list(range(7))
+    again = retried[retried["number"] >= 4].set_index("arch")
+    assert sorted(again.index) == sorted(faults) and (again["status"] == "COMPLETE").all()
+    assert (again["epochs_done"] == 2).all() and again["duplicate_of"].isna().all()
+    kept = ["number", "arch", "status", "error", "trial_id"]
+    assert retried.iloc[:4][kept].equals(table[kept])  # the first attempt's rows, unchanged
+    retry_of = {t.number: t.user_attrs.get("retry_of") for t in _study(tmp_path / "tiny").trials}
+    assert {again.loc[arch, "number"]: rows.loc[arch, "number"] for arch in faults} == \
+        {number: retry_of[number] for number in range(4, 7)}  # each retry names the failure it trains again
+    later = run_search(config, tmp_path, progress=False, retry_failed=True)
+    assert later["trial_id"].tolist() == retried["trial_id"].tolist()  # nothing failed is left to retry
+
 
 def test_a_lost_worker_node_is_retried_from_its_checkpoint(tmp_path):
     """Trials run on worker node A (the head has no CPUs); A is removed mid-trial, B joins: the trial is retried

@@ -104,14 +104,17 @@ def test_backend_config_names_its_table():
 
 
 def test_build_table_refuses_a_seed_with_a_failed_architecture(tmp_path):
-    """A failed trial would leave its architecture out of the table: the build stops, naming it, and writes nothing."""
+    """An architecture with no complete trial would be a hole in the table: the build stops, naming it and the way
+    on; one whose failure a retry completed is no hole."""
     check = runpy.run_path(str(ROOT / "benchmarks" / "build_table.py"))["check_complete"]
-    trials = pd.DataFrame({"arch": ["a", "b", "c"], "status": ["COMPLETE", "FAILED", "COMPLETE"],
-                           "error": [None, "ValueError: boom", None]})
-    with pytest.raises(RuntimeError, match=r"^1 of 3 architectures in .*run did not complete \(b; the first FAILED: "
-                                           r"ValueError: boom\); no table written: see .*run/trials.csv$"):
+    trials = pd.DataFrame({"arch": ["a", "b", "c", "d"], "status": ["COMPLETE", "FAILED", "FAILED", "COMPLETE"],
+                           "error": [None, "ValueError: boom\nTraceback ...", None, None]})
+    with pytest.raises(RuntimeError, match=r"^2 of 4 architectures in .*run have no complete trial \(b, c; the first "
+                                           r"FAILED: ValueError: boom\); no table written. Fix the cause \(see "
+                                           r".*run/trials.csv\), then run the same command with --retry-failed$"):
         check(trials, tmp_path / "run")
-    check(trials[trials["status"] == "COMPLETE"], tmp_path / "run")  # nothing to refuse
+    retried = pd.concat([trials, pd.DataFrame({"arch": ["b", "c"], "status": ["COMPLETE"] * 2, "error": [None] * 2})])
+    check(retried, tmp_path / "run")  # nothing to refuse
 
 
 SAMPLERS_BENCH = ROOT / "benchmarks" / "samplers.py"

@@ -248,7 +248,7 @@ def _cmd_run(args) -> None:
 
 
 def _cmd_resume(args) -> None:
-    table = resume_search(args.run_dir, progress=not args.quiet, address=args.address)
+    table = resume_search(args.run_dir, progress=not args.quiet, address=args.address, retry_failed=args.retry_failed)
     _finish_run(table, load_search_config(Path(args.run_dir) / "config.yaml"), Path(args.run_dir), args.reports_dir,
                 args.address, args.quiet)
 
@@ -338,6 +338,9 @@ def _add_search_commands(sub) -> None:
     resume.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local instance)")
     resume.add_argument("--reports-dir", default="reports", help="where the report goes when it ends (default reports/)")
     resume.add_argument("--quiet", action="store_true", help="no live progress view")
+    resume.add_argument("--retry-failed", action="store_true",
+                        help="once a failure's cause is fixed: one more trial for every architecture whose trials all "
+                             "failed (beyond n_trials)")
     resume.set_defaults(func=_cmd_resume)
 
     ablate = sub.add_parser("ablate", help="run an ablation study (every cell x seed) and report its statistics")

@@ -38,9 +38,12 @@ def run_search(config: SearchConfig, runs_dir: str | os.PathLike = "runs", *, pr
     return runner.run_search(config, runs_dir, progress=progress, build_space=space_for)
 
 
-def resume_search(run_dir: str | os.PathLike, *, progress: bool = True, address: str | None = None):
-    """Continue the run in ``run_dir`` from its frozen config and Optuna journal."""
-    return runner.resume_search(run_dir, progress=progress, address=address, build_space=space_for)
+def resume_search(run_dir: str | os.PathLike, *, progress: bool = True, address: str | None = None,
+                  retry_failed: bool = False):
+    """Continue the run in ``run_dir`` from its frozen config and Optuna journal (``retry_failed``: every
+    architecture whose trials all failed gets one more trial)."""
+    return runner.resume_search(run_dir, progress=progress, address=address, build_space=space_for,
+                                retry_failed=retry_failed)
 
 
 FROZEN_BY_CONFIRM = ("name", "study", "confirm", "training.epochs", "training.seed")  # what --set may not change

@@ -93,6 +93,7 @@ class SearchContext:
     cost_of: Callable[[Architecture], object]
     scheduler: object | None
     progress: Progress
+    retry_failed: bool = False  # train every architecture whose trials all failed once more
 
     @property
     def block_columns(self) -> list[str]:
@@ -104,6 +105,11 @@ class SearchContext:
 
     def proposal(self, params, relaunch: bool = False) -> Proposal:
         return proposal_of(self.space, params, self.config.training.seed, relaunch)
+
+
+def queued_params(trial) -> dict:
+    """A trial's params; for one enqueued and not yet asked (or killed inside ask()), the params it was queued with."""
+    return trial.params or trial.system_attrs.get("fixed_params", {})
 
 
 class RoutingSearcher(OptunaSearch):
@@ -145,14 +151,33 @@ class RoutingSearcher(OptunaSearch):
             self.study.enqueue_trial(baseline)  # the first trial asked; WAITING until then
         for trial in earlier:
             if trial.state.is_finished():
-                self.finished.setdefault(self.context.proposal(trial.params).key, trial)
+                key = self.context.proposal(trial.params).key
+                known, failed = self.finished.get(key), optuna.trial.TrialState.FAIL
+                if known is None or (known.state == failed and trial.state != failed):  # a retry's result wins
+                    self.finished[key] = trial
             elif trial.state == optuna.trial.TrialState.RUNNING:
                 live = live_trial(self.study, trial)
                 self.context.space.suggest(live)  # stored params come back; a kill inside ask() left some unset
                 self.relaunch.append(live)
-        self.resumed_from = len(self.finished)
-        # counted from here on, not re-read from the journal at every poll
+        # counted from here on, not re-read from the journal at every poll; retries run beyond n_trials
         self.asked = sum(t.state != optuna.trial.TrialState.WAITING for t in earlier)
+        self.retried = sum(TrialRecord.read(t).retry_of is not None for t in earlier)
+        pending = {self.context.proposal(queued_params(t)).key for t in earlier
+                   if not t.state.is_finished() and TrialRecord.read(t).retry_of is not None}
+        for key in pending:  # a retry still to run: the failure it retries does not settle its key
+            self.finished.pop(key, None)
+        if self.context.retry_failed:
+            self._retry_failed(pending)
+        self.resumed_from = sum(t.state.is_finished() for t in earlier)  # rows of trials.csv already there
+
+    def _retry_failed(self, pending: set[str]) -> None:
+        """Queue every architecture whose trials all failed (and that no retry awaits yet) for one more trial, after
+        the last asked: a failure's cause (a bug, a lost node too often) fixed, the run can still complete it."""
+        for key, trial in list(self.finished.items()):
+            if trial.state == optuna.trial.TrialState.FAIL and key not in pending:
+                self.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+                del self.finished[key]
+                self.retried += 1
 
     def save(self, checkpoint_path: str) -> None:
         """Nothing to pickle: the study lives in optuna.log and the routing state is rebuilt from it."""
@@ -162,7 +187,7 @@ class RoutingSearcher(OptunaSearch):
             relaunch = bool(self.relaunch)
             if relaunch:  # params are stored at ask time, before anything else can be interrupted
                 ot_trial = self.relaunch.pop(0)
-            elif self.asked < self.context.config.n_trials:
+            elif self.asked < self.context.config.n_trials + self.retried:
                 super().suggest(trial_id)
                 self.asked += 1
                 ot_trial = searcher_trials(self).pop(trial_id)

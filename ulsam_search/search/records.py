@@ -60,6 +60,7 @@ class TrialRecord:
     retries: int | None = None
     duplicate_of: int | None = None  # the trial number whose results it copies (same ARCH and seed)
     promoted_through: int | None = None  # the last epoch the scheduler let it go on after
+    retry_of: int | None = None  # the FAILED trial number it trains again (``retry_failed``), beyond n_trials
 
     @classmethod
     def read(cls, trial) -> TrialRecord:

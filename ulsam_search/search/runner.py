@@ -69,8 +69,9 @@ def prepare_run(config: SearchConfig, runs_dir: str | os.PathLike = "runs", buil
 
 
 def run_search(config: SearchConfig, runs_dir: str | os.PathLike = "runs", *, progress: bool = True,
-               build_space: SpaceBuilder | None = None):
-    """Run (or continue) the search ``config`` describes in ``runs_dir/<name>``; returns the trials table."""
+               build_space: SpaceBuilder | None = None, retry_failed: bool = False):
+    """Run (or continue) the search ``config`` describes in ``runs_dir/<name>``; returns the trials table.
+    ``retry_failed``: every architecture whose trials all failed gets one more trial (beyond ``n_trials``)."""
     import logging
 
     import optuna
@@ -96,7 +97,7 @@ def run_search(config: SearchConfig, runs_dir: str | os.PathLike = "runs", *, pr
         if address:
             _ray.check_resources(config, _ray.cluster_nodes, f"the cluster at {address}", config.ray.wait_for_nodes_s)
         _start_run_directory(config, paths, job)
-        return _tune(config, space, paths, job, progress)
+        return _tune(config, space, paths, job, progress, retry_failed)
     finally:
         if started_ray:
             ray.shutdown()
@@ -113,7 +114,7 @@ def _start_run_directory(config: SearchConfig, paths: RunPaths, job: TrialJob) -
              baseline.params).write(paths.facts)
 
 
-def _tune(config: SearchConfig, space, paths: RunPaths, job: TrialJob, progress: bool):
+def _tune(config: SearchConfig, space, paths: RunPaths, job: TrialJob, progress: bool, retry_failed: bool):
     """Run the trials under Ray Tune (a new ``ray/attempt-<k>`` each time) until the run holds ``n_trials``."""
     from ray import tune
 
@@ -127,7 +128,8 @@ def _tune(config: SearchConfig, space, paths: RunPaths, job: TrialJob, progress:
                       convention=config.cost_convention, small_input=job.small_input)
     attempt = 1 + sum(1 for _ in paths.ray.glob("attempt-*")) if paths.ray.exists() else 1
     with Progress(progress, config) as view:
-        searcher = _ray.RoutingSearcher(_ray.SearchContext(config, space, paths, cost_of, scheduler, view))
+        searcher = _ray.RoutingSearcher(_ray.SearchContext(config, space, paths, cost_of, scheduler, view,
+                                                           retry_failed))
         if scheduler is not None:
             _ray.restore_rungs(scheduler, searcher.study)
         resources = {"cpu": config.resources.cpu, "gpu": config.resources.gpu}
@@ -155,10 +157,11 @@ def _check_same_run(paths: RunPaths, config: SearchConfig) -> None:
 
 
 def resume_search(run_dir: str | os.PathLike, *, progress: bool = True, address: str | None = None,
-                  build_space: SpaceBuilder | None = None):
+                  build_space: SpaceBuilder | None = None, retry_failed: bool = False):
     """Continue the run in ``run_dir`` from its frozen config and Optuna journal."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise InvalidInput(f"{run_dir} is not a run directory (no config.yaml); runs live in runs/<name>/")
     config = load_search_config(run_dir / "config.yaml").with_overrides(name=run_dir.resolve().name, address=address)
-    return run_search(config, run_dir.resolve().parent, progress=progress, build_space=build_space)
+    return run_search(config, run_dir.resolve().parent, progress=progress, build_space=build_space,
+                      retry_failed=retry_failed)
