@@ -2,12 +2,12 @@
 
     ulsam-search bench samplers [--config search_spaces/tabular_digits_search.yaml] [--table CSV]
                                 [--samplers nsga2 tpe gp random] [--seeds 3] [--table-seeds 0 1]
-                                [--grace-periods 1 2] [--budgets 5 10 25 50 100] [--quick] [--out DIR]
+                                [--grace-periods G ...] [--budgets 5 10 25 50 100] [--quick] [--out DIR]
 
 Every search goes through the real runner: Optuna proposes, Ray Tune runs the trials, and the trials are answered
 epoch by epoch from the table (``backend: table``) instead of being trained. The config
-(``search_spaces/tabular_digits_search.yaml``, or ``tabular_cluttered_search.yaml`` for the 9-epoch cluttered-mnist
-table) names the table, the budget and mo-asha's reduction factor; the benchmark changes the sampler, its seed and
+(by default ``search_spaces/tabular_digits_search.yaml``) names the table, the budget (the table's epochs) and
+mo-asha's reduction factor; the benchmark changes the sampler, its seed and
 the number of trials, one trial at a time (``max_concurrent: 1``, so a search depends on its seeds only). NSGA-II
 runs with a population of 10, the others with Optuna's defaults (TPE and GP: 10 random start-up trials), so every
 sampler proposes the same first ~10 trials. Every sampler seed runs on every seed of the table (the training seed
@@ -287,6 +287,23 @@ def config_table(config: SearchConfig) -> Path:
     return (path if path.is_absolute() or path.exists() else ROOT / path).resolve()
 
 
+def check_plan(args: argparse.Namespace, base: SearchConfig, table) -> None:
+    """Bad input before Ray starts: a config trained for another budget than the table's, grace periods outside
+    1..budget, table seeds the table does not hold."""
+    epochs = base.training.epochs
+    if epochs != table.epochs:
+        raise InvalidInput(f"bench samplers: {Path(table.source).name} holds {table.epochs} epochs per trial, config "
+                           f"{base.name} trains {epochs}: give the config made for that table (--config)")
+    wrong = [g for g in args.grace_periods or () if not 1 <= g <= epochs]
+    if wrong:
+        raise InvalidInput(f"bench samplers: --grace-periods {' '.join(map(str, wrong))}: a first rung lies in "
+                           f"1..{epochs} epochs")
+    missing = sorted(set(args.table_seeds or ()) - set(table.seeds))
+    if missing:
+        raise InvalidInput(f"bench samplers: --table-seeds {' '.join(map(str, missing))}: the table holds seeds "
+                           f"{', '.join(map(str, table.seeds))}")
+
+
 def parse_plan(argv: list[str]) -> Plan:
     parser = argparse.ArgumentParser(prog="ulsam-search bench samplers", description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(ROOT / "search_spaces" / "tabular_digits_search.yaml"),
@@ -310,7 +327,8 @@ def parse_plan(argv: list[str]) -> Plan:
     base = load_search_config(args.config)
     table_path = Path(args.table).resolve() if args.table else config_table(base)
     table = read_table(table_path)
-    args.grace_periods = args.grace_periods or sorted({1, base.scheduler.grace_period})
+    check_plan(args, base, table)
+    args.grace_periods = sorted(set(args.grace_periods or {1, base.scheduler.grace_period}))
     if args.quick:
         args.samplers, args.seeds, args.table_seeds = ["nsga2", "random"], 1, table.seeds[:1]
         args.grace_periods, args.budgets = [base.scheduler.grace_period], [5, 10]
@@ -359,6 +377,8 @@ def run_searches(plan: Plan, progress: Console) -> tuple[pd.DataFrame, dict[int,
 
 
 def print_references(console: Console, plan: Plan, best: dict[int, Exhaustive]) -> None:
+    console.print(f"table: {plan.table_path} ({plan.size} architectures, {plan.base.training.epochs} epochs; config "
+                  f"{plan.base.name})")
     for table_seed in plan.table_seeds:
         ex = best[table_seed]
         costs = "".join(f", {o} {v:.4g} ms (the baseline's)" if o == "latency" else
@@ -460,6 +480,11 @@ def print_savings(console: Console, plan: Plan, results: pd.DataFrame) -> None:
     console.print(saving)
 
 
+def output_stem(table: Path) -> str:
+    """One pair of result files per table: ``samplers_digits`` for ``tabular_digits.csv``."""
+    return "samplers_" + table.stem.removeprefix("tabular_")
+
+
 def main(argv: list[str]) -> None:
     plan = parse_plan(argv)
     console = Console(width=160, soft_wrap=True)  # long lines stay whole; the tables still fit 160 columns
@@ -467,7 +492,7 @@ def main(argv: list[str]) -> None:
     results, best = run_searches(plan, Console(stderr=True, width=160))
     out = Path(plan.args.out) if plan.args.out else Path(tempfile.mkdtemp(prefix="ulsam-bench-samplers-"))
     out.mkdir(parents=True, exist_ok=True)
-    stem = "samplers_" + plan.table_path.stem.removeprefix("tabular_")  # one pair of files per table
+    stem = output_stem(plan.table_path)
     results.to_csv(out / f"{stem}.csv", index=False, float_format="%.6g")
     # The trivial baseline, per search (it depends on the table seed only), so its mean weighs the seeds alike.
     trivial = pd.DataFrame([{"table_seed": t, "seed": s, **scores(best[t].cheapest, plan.base.objectives, best[t])}

@@ -145,6 +145,41 @@ def test_the_sampler_benchmark_finds_the_configs_table_from_any_folder(tmp_path,
         bench["config_table"](trained)
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--table", "{digits}", "--config", "{nine}"], "tabular_digits.csv holds 3 epochs per trial, config nine trains 9: "
+                                                    "give the config made for that table (--config)"),
+    (["--grace-periods", "0", "4"], "--grace-periods 0 4: a first rung lies in 1..3 epochs"),
+    (["--table-seeds", "0", "5"], "--table-seeds 5: the table holds seeds 0, 1"),
+])
+def test_the_sampler_benchmark_refuses_bad_input_before_anything_runs(tmp_path, argv, message):
+    import yaml
+
+    config = yaml.safe_load((ROOT / "search_spaces" / "tabular_digits_search.yaml").read_text())
+    config.update(name="nine", training={**config["training"], "epochs": 9})
+    (tmp_path / "nine.yaml").write_text(yaml.safe_dump(config))
+    digits = ROOT / "benchmarks" / "data" / "tabular_digits.csv"
+    argv = [arg.format(digits=digits, nine=tmp_path / "nine.yaml") for arg in argv]
+    with pytest.raises(InvalidInput, match=re.escape(message)):
+        runpy.run_path(str(SAMPLERS_BENCH))["parse_plan"](argv)
+
+
+def test_the_sampler_benchmark_takes_its_grace_periods_and_output_name_from_the_config(tmp_path):
+    import yaml
+
+    config = yaml.safe_load((ROOT / "search_spaces" / "tabular_digits_search.yaml").read_text())
+    config["scheduler"]["grace_period"] = 3
+    (tmp_path / "g3.yaml").write_text(yaml.safe_dump(config))
+    parse = runpy.run_path(str(SAMPLERS_BENCH))["parse_plan"]
+    assert parse(["--config", str(tmp_path / "g3.yaml")]).args.grace_periods == [1, 3]
+    assert parse(["--config", str(tmp_path / "g3.yaml"), "--quick"]).args.grace_periods == [3]
+    assert parse(["--grace-periods", "2", "1", "2"]).args.grace_periods == [1, 2]
+    shutil.copy(ROOT / "benchmarks" / "data" / "tabular_digits.csv", tmp_path / "tabular_mine.csv")
+    plan = parse(["--table", str(tmp_path / "tabular_mine.csv")])
+    assert plan.table_path == tmp_path / "tabular_mine.csv"  # --table overrides the config's
+    stem = runpy.run_path(str(SAMPLERS_BENCH))["output_stem"]
+    assert stem(plan.table_path) == "samplers_mine" and stem(ROOT / "x" / "tabular_digits.csv") == "samplers_digits"
+
+
 def _rows(section: str) -> dict[str, list[tuple[float, float]]]:
     """sampler -> [(mean, std), ...] from the rows of one printed table."""
     rows = {}
