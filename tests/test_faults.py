@@ -78,6 +78,44 @@ def test_failing_trials_end_failed_with_their_error_and_the_search_goes_on(tmp_p
     assert later["trial_id"].tolist() == retried["trial_id"].tolist()  # nothing failed is left to retry
 
 
+def test_build_table_stops_on_a_failed_architecture_and_retry_failed_completes_it(tmp_path, capsys):
+    """`bench build-table` through the CLI: an architecture whose trial raises stops the build with exit 1, a
+    one-line error naming it and no table; the same command with --retry-failed trains it again and writes both."""
+    import yaml
+
+    from ulsam_search import cli
+
+    config = yaml.safe_load((TESTS.parent / "search_spaces" / "tabular_digits.yaml").read_text())
+    config.update(name="two", space={"blocks": [16], "ops": ["none", "insert"], "groups": [4]})
+    config["training"]["epochs"], config["dataset"]["train_limit"], config["latency"]["repeats"] = 1, 128, 2
+    (tmp_path / "two.yaml").write_text(yaml.safe_dump(config))
+    argv = ["bench", "build-table", "--config", str(tmp_path / "two.yaml"), "--seeds", "0",
+            "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "table.csv")]
+    inserted = "mobilenet_v2@0.35:16+4"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             runtime_env={"worker_process_setup_hook": "faults.install",
+                          "env_vars": {"PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+                                       "ULSAM_TEST_FAULTS": json.dumps({inserted: "raise@1"})}})
+    try:
+        assert cli.main(argv) == 1
+    finally:
+        ray.shutdown()
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error == (f"error: RuntimeError: 1 of 2 architectures in {tmp_path / 'runs' / 'two-seed0'} have no "
+                     f"complete trial ({inserted}; the first FAILED: RuntimeError: injected fault: a bug in this "
+                     f"trial); no table written. Fix the cause (see {tmp_path / 'runs' / 'two-seed0' / 'trials.csv'}"
+                     "), then run the same command with --retry-failed")
+    assert not (tmp_path / "table.csv").exists()
+
+    assert cli.main(argv + ["--retry-failed"]) == 0  # no faults in the Ray it starts now
+    table = pd.read_csv(tmp_path / "table.csv")
+    assert sorted(table["arch"]) == sorted(["mobilenet_v2@0.35", inserted]) and (table["epoch"] == 1).all()
+    trials = pd.read_csv(tmp_path / "runs" / "two-seed0" / "trials.csv")
+    failed = trials[trials["status"] == "FAILED"]
+    assert len(trials) == 3 and failed["arch"].tolist() == [inserted]  # the failure stays on record
+    assert trials.iloc[-1][["arch", "status"]].tolist() == [inserted, "COMPLETE"]  # the retry, numbered last
+
+
 def test_a_lost_worker_node_is_retried_from_its_checkpoint(tmp_path):
     """Trials run on worker node A (the head has no CPUs); A is removed mid-trial, B joins: the trial is retried
     on B from its last epoch checkpoint and the search completes."""
