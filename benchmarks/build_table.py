@@ -13,9 +13,10 @@ epoch) with top-1, top-5, validation loss, training seconds, MACs, params and la
 every architecture once training is over, one after another on an otherwise idle machine: the trials' own timings
 share the cores with the other trial and vary by 3x. ``--limit N`` builds only the first N architectures of the grid
 (a slice). An architecture whose trials all failed stops the build (exit 1) with no table written (a hole would fail
-every search proposing it); once the cause is fixed, ``--retry-failed`` trains it again. Without ``--out`` the table goes to a new temporary folder (printed at the end), so a build never
-replaces the committed ``benchmarks/data/tabular_digits.csv`` unless named as ``--out``; the run directories stay in
-``--runs-dir`` either way, so a build continues where it stopped.
+every search proposing it); once the cause is fixed, ``--retry-failed`` trains it again. Without ``--out`` the table
+goes to a new temporary folder (printed at the end), so a build never replaces the committed
+``benchmarks/data/tabular_digits.csv`` unless named as ``--out``; the run directories stay in ``--runs-dir`` either
+way, so a build continues where it stopped.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from rich.console import Console
 
 from ulsam_search._io import atomic_path
 from ulsam_search.config import SearchConfig, load_search_config
-from ulsam_search.search.records import COMPLETE, TrialRecord, journal_storage
+from ulsam_search.search.records import COMPLETE, TrialRecord, journal_storage, unfinished_trials
 from ulsam_search.search.rundir import STUDY_NAME, RunFacts
 from ulsam_search.search.runner import run_search
 from ulsam_search.search.space import build_space
@@ -63,12 +64,6 @@ def journal_rows(run_dir: Path) -> list[dict]:
             rows.append({"arch": record.arch, "seed": record.seed, "macs": record.macs, "params": record.params,
                          "latency_ms": record.latency_ms, **epoch})
     return rows
-
-
-def unfinished(run_dir: Path) -> int:
-    """Trials the run's journal holds as running or queued: an interrupted run leaves some, a finished one none."""
-    storage = journal_storage(run_dir / "optuna.log")
-    return sum(not t.state.is_finished() for t in optuna.load_study(study_name=STUDY_NAME, storage=storage).trials)
 
 
 def check_complete(trials: pd.DataFrame, run_dir: Path) -> None:
@@ -142,7 +137,7 @@ def main(argv: list[str]) -> None:
         run = seed_config(config, seed, n_trials)
         console.print(f"seed {seed}: {n_trials} of {size} architectures in {Path(args.runs_dir) / run.name}")
         trials = run_search(run, args.runs_dir, retry_failed=args.retry_failed)
-        if len(trials) < n_trials or unfinished(Path(args.runs_dir) / run.name):  # Ctrl-C: no next seed, no table
+        if len(trials) < n_trials or unfinished_trials(Path(args.runs_dir) / run.name / "optuna.log"):  # Ctrl-C
             console.print(f"seed {seed} stopped before its {n_trials} architectures; the same command "
                           "continues it")
             raise KeyboardInterrupt

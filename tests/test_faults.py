@@ -78,6 +78,32 @@ def test_failing_trials_end_failed_with_their_error_and_the_search_goes_on(tmp_p
     assert later["trial_id"].tolist() == retried["trial_id"].tolist()  # nothing failed is left to retry
 
 
+def test_retries_run_after_the_budgets_own_trials_so_a_grid_slice_keeps_its_points(tmp_path):
+    """A grid slice (2 of 4 points, every ULSAM insert failing), then continued to 3 points with retry_failed: the
+    grid's third point is asked before the retries, which run beyond n_trials and carry retry_of."""
+    faults = {f"{BASELINE}:8+{g}": "raise@1" for g in (1, 2, 4)}
+    config = tiny(space={"blocks": [8], "ops": ["none", "insert"], "groups": [1, 2, 4]}, sampler={"name": "grid"},
+                  n_trials=2)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             runtime_env={"worker_process_setup_hook": "faults.install",
+                          "env_vars": {"PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+                                       "ULSAM_TEST_FAULTS": json.dumps(faults)}})
+    try:
+        first = run_search(config, tmp_path, progress=False)
+    finally:
+        ray.shutdown()
+    failed = first.loc[first["status"] == "FAILED", "arch"].tolist()
+    assert len(first) == 2 and len(failed) >= 1
+    table = run_search(config.with_overrides(n_trials=3), tmp_path, progress=False, retry_failed=True)
+    trials = {t.number: t for t in _study(tmp_path / "tiny").trials}
+    assert len(table) == 3 + len(failed) and table["arch"].iloc[:3].nunique() == 3  # three grid points
+    assert "retry_of" not in trials[2].user_attrs and "grid_id" in trials[2].system_attrs  # the grid's own
+    retries = table[table["number"] >= 3]
+    assert sorted(retries["arch"]) == sorted(failed) and (retries["status"] == "COMPLETE").all()
+    assert {trials[n].user_attrs["retry_of"] for n in retries["number"]} == \
+        set(first.loc[first["status"] == "FAILED", "number"])
+
+
 def test_build_table_stops_on_a_failed_architecture_and_retry_failed_completes_it(tmp_path, capsys):
     """`bench build-table` through the CLI: an architecture whose trial raises stops the build with exit 1, a
     one-line error naming it and no table; the same command with --retry-failed trains it again and writes both."""

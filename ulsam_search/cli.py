@@ -27,7 +27,7 @@ from .errors import InvalidInput, NothingTrained
 from .models import VARIANTS, resolve_arch
 from .models.variants import DEFAULT_GROUPS
 from .report import write_report
-from .search.records import pareto_set
+from .search.records import pareto_set, unfinished_trials
 from .search.rundir import RunFacts
 from .train import AMP_MODES, DEVICES, OPTIMIZERS, TrainConfig
 from .workflows import (TrainRequest, check_trained, confirm_run, cost_record, resume_search, run_search,
@@ -189,7 +189,7 @@ def _finish_run(table, config, root: Path, reports_dir: str, address: str | None
     front = pareto_set(table, config.objectives)
     summary = ", ".join(f"{n} {status.lower()}" for status, n in counts.items())
     _console().print(f"{len(table)} trials ({summary}); Pareto set of {len(front)}; results in {root}")
-    interrupted = len(table) < config.n_trials
+    interrupted = len(table) < config.n_trials or unfinished_trials(root / "optuna.log") > 0
     if interrupted:
         print(f"stopped after {len(table)} of {config.n_trials} trials; continue with `ulsam-search resume {root}`",
               file=sys.stderr)

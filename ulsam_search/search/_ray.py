@@ -109,7 +109,7 @@ class SearchContext:
 
 def queued_params(trial) -> dict:
     """A trial's params; for one enqueued and not yet asked (or killed inside ask()), the params it was queued with."""
-    return trial.params or trial.system_attrs.get("fixed_params", {})
+    return trial.system_attrs.get("fixed_params") or trial.params
 
 
 class RoutingSearcher(OptunaSearch):
@@ -161,23 +161,25 @@ class RoutingSearcher(OptunaSearch):
                 self.relaunch.append(live)
         # counted from here on, not re-read from the journal at every poll; retries run beyond n_trials
         self.asked = sum(t.state != optuna.trial.TrialState.WAITING for t in earlier)
-        self.retried = sum(TrialRecord.read(t).retry_of is not None for t in earlier)
-        pending = {self.context.proposal(queued_params(t)).key for t in earlier
-                   if not t.state.is_finished() and TrialRecord.read(t).retry_of is not None}
+        retries = [t for t in earlier if TrialRecord.read(t).retry_of is not None]
+        pending = {self.context.proposal(queued_params(t)).key for t in retries if not t.state.is_finished()}
         for key in pending:  # a retry still to run: the failure it retries does not settle its key
             self.finished.pop(key, None)
-        if self.context.retry_failed:
-            self._retry_failed(pending)
+        self.retry_queue = self._failed_to_retry(pending) if self.context.retry_failed else []
+        self.retried = len(retries) + len(self.retry_queue)
         self.resumed_from = sum(t.state.is_finished() for t in earlier)  # rows of trials.csv already there
 
-    def _retry_failed(self, pending: set[str]) -> None:
-        """Queue every architecture whose trials all failed (and that no retry awaits yet) for one more trial, after
-        the last asked: a failure's cause (a bug, a lost node too often) fixed, the run can still complete it."""
-        for key, trial in list(self.finished.items()):
-            if trial.state == optuna.trial.TrialState.FAIL and key not in pending:
-                self.study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
-                del self.finished[key]
-                self.retried += 1
+    def _failed_to_retry(self, pending: set[str]) -> list:
+        """The first failed trial of every architecture whose trials all failed and that no retry awaits yet: a
+        failure's cause (a bug, a lost node too often) fixed, one more trial each can still complete them."""
+        return [trial for key, trial in self.finished.items()
+                if trial.state == optuna.trial.TrialState.FAIL and key not in pending]
+
+    def _enqueue_retry(self) -> None:
+        """The next retry, asked next: from now on its key is not settled by the failure."""
+        failed = self.retry_queue.pop(0)
+        self.study.enqueue_trial(failed.params, user_attrs={"retry_of": failed.number})
+        self.finished.pop(self.context.proposal(failed.params).key, None)
 
     def save(self, checkpoint_path: str) -> None:
         """Nothing to pickle: the study lives in optuna.log and the routing state is rebuilt from it."""
@@ -188,6 +190,8 @@ class RoutingSearcher(OptunaSearch):
             if relaunch:  # params are stored at ask time, before anything else can be interrupted
                 ot_trial = self.relaunch.pop(0)
             elif self.asked < self.context.config.n_trials + self.retried:
+                if self.retry_queue and self.asked >= self.context.config.n_trials:
+                    self._enqueue_retry()  # after the budget's own trials, so a grid slice keeps its points
                 super().suggest(trial_id)
                 self.asked += 1
                 ot_trial = searcher_trials(self).pop(trial_id)
@@ -289,7 +293,7 @@ class RoutingSearcher(OptunaSearch):
     def _copy(self, ot_trial, earlier) -> None:
         """Tell a duplicate its twin's results, not the run that produced them."""
         record = replace(TrialRecord.read(earlier), trial_id=None, seconds=None, started_at=None, node=None,
-                         duplicate_of=earlier.number)
+                         duplicate_of=earlier.number, retry_of=None)
         write_record(ot_trial, **record.known())
         write_constraints(ot_trial, **earlier.constraints)
         self._tell(ot_trial, earlier.values, earlier.state)
@@ -311,7 +315,7 @@ class RoutingSearcher(OptunaSearch):
     def _write(self) -> None:
         table = trials_table(self.study, self.context.block_columns)
         write_table(table, self.context.paths.trials)
-        self.context.progress.update(table, self.resumed_from)
+        self.context.progress.update(table, self.resumed_from, self.context.config.n_trials + self.retried)
 
 
 class RetryCounter(Callback):

@@ -34,7 +34,8 @@ class Progress:
                 self.live.__enter__()
         return self
 
-    def update(self, table, resumed_from: int) -> None:
+    def update(self, table, resumed_from: int, budget: int) -> None:
+        """``budget``: the trials the run will hold (n_trials, plus the retries of failed ones)."""
         if self.console is None:
             return
         from rich.table import Table
@@ -43,10 +44,10 @@ class Progress:
         done = len(table)
         elapsed = time.perf_counter() - self.started
         new = done - resumed_from
-        remaining = self.config.n_trials - done
+        remaining = budget - done
         eta = f"{elapsed / new * remaining:.0f} s" if new > 0 and remaining > 0 else "-"
         front = pareto_set(table, self.config.objectives)
-        title = (f"{self.config.name}: {done}/{self.config.n_trials} trials done, {self.running} running, "
+        title = (f"{self.config.name}: {done}/{budget} trials done, {self.running} running, "
                  f"{counts[COMPLETE]} complete, {counts[PRUNED]} pruned, {counts[FAILED]} failed, "
                  f"{counts[INFEASIBLE]} infeasible; Pareto set {len(front)}; elapsed {elapsed:.0f} s, ETA {eta}")
         self.view = Table(title=title, title_justify="left")

@@ -98,6 +98,19 @@ def journal_storage(path: str | os.PathLike):
     return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
 
 
+def unfinished_trials(journal: str | os.PathLike) -> int:
+    """Trials a run's journal holds as running or queued: an interrupted run leaves some, a finished one none
+    (counting rows against n_trials cannot tell: retries of failed trials run beyond it)."""
+    import optuna
+
+    from .rundir import STUDY_NAME
+
+    if not os.path.isfile(journal):
+        return 0
+    study = optuna.load_study(study_name=STUDY_NAME, storage=journal_storage(journal))
+    return sum(not trial.state.is_finished() for trial in study.get_trials(deepcopy=False))
+
+
 def trials_table(study, block_columns: Sequence[str]) -> pd.DataFrame:
     """A row per finished trial of ``study``; ``block_columns`` are the ``block_<k>`` choice columns."""
     import optuna
