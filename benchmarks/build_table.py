@@ -32,7 +32,7 @@ from rich.console import Console
 
 from ulsam_search._io import atomic_path
 from ulsam_search.config import SearchConfig, load_search_config
-from ulsam_search.search.records import COMPLETE, TrialRecord, journal_storage, unfinished_trials
+from ulsam_search.search.records import COMPLETE, TrialRecord, interrupted, journal_storage
 from ulsam_search.search.rundir import STUDY_NAME, RunFacts
 from ulsam_search.search.runner import run_search
 from ulsam_search.search.space import build_space
@@ -137,7 +137,7 @@ def main(argv: list[str]) -> None:
         run = seed_config(config, seed, n_trials)
         console.print(f"seed {seed}: {n_trials} of {size} architectures in {Path(args.runs_dir) / run.name}")
         trials = run_search(run, args.runs_dir, retry_failed=args.retry_failed)
-        if len(trials) < n_trials or unfinished_trials(Path(args.runs_dir) / run.name / "optuna.log"):  # Ctrl-C
+        if interrupted(trials, n_trials, Path(args.runs_dir) / run.name / "optuna.log"):  # Ctrl-C
             console.print(f"seed {seed} stopped before its {n_trials} architectures; the same command "
                           "continues it")
             raise KeyboardInterrupt

@@ -27,7 +27,7 @@ from .errors import InvalidInput, NothingTrained
 from .models import VARIANTS, resolve_arch
 from .models.variants import DEFAULT_GROUPS
 from .report import write_report
-from .search.records import pareto_set, unfinished_trials
+from .search.records import interrupted, pareto_set
 from .search.rundir import RunFacts
 from .train import AMP_MODES, DEVICES, OPTIMIZERS, TrainConfig
 from .workflows import (TrainRequest, check_trained, confirm_run, cost_record, resume_search, run_search,
@@ -189,12 +189,12 @@ def _finish_run(table, config, root: Path, reports_dir: str, address: str | None
     front = pareto_set(table, config.objectives)
     summary = ", ".join(f"{n} {status.lower()}" for status, n in counts.items())
     _console().print(f"{len(table)} trials ({summary}); Pareto set of {len(front)}; results in {root}")
-    interrupted = len(table) < config.n_trials or unfinished_trials(root / "optuna.log") > 0
-    if interrupted:
+    stopped = interrupted(table, config.n_trials, root / "optuna.log")
+    if stopped:
         print(f"stopped after {len(table)} of {config.n_trials} trials; continue with `ulsam-search resume {root}`",
               file=sys.stderr)
     started = (root / CONFIRM_DIR / "config.yaml").is_file()  # a confirm stage to continue
-    confirming = (config.confirm is not None or started) and config.study is None and not interrupted and \
+    confirming = (config.confirm is not None or started) and config.study is None and not stopped and \
         counts["COMPLETE"] > 0
     baseline = RunFacts.read(root / "run.json").baseline_arch if confirming else None
     if confirming and not started and not confirmable(front, baseline):
@@ -202,7 +202,7 @@ def _finish_run(table, config, root: Path, reports_dir: str, address: str | None
         confirming = False
     if len(table):  # written before a confirm stage too, so that a failed one leaves the search's report
         _console().print(f"report: {write_report(root, Path(reports_dir) / config.name) / 'index.html'}")
-    if interrupted:  # the resume hint is the last word
+    if stopped:  # the resume hint is the last word
         return
     warning = check_trained(table)
     if warning:

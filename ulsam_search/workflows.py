@@ -24,7 +24,7 @@ from .errors import InvalidInput, NothingTrained
 from .models import build_model, resolve_arch
 from .report import load_run
 from .search import runner
-from .search.records import STATUSES, pareto_set, unfinished_trials
+from .search.records import STATUSES, interrupted, pareto_set
 from .search.space import build_space
 from .train import TrainConfig, fit, load_checkpoint, load_pretrained, resolve_runtime, run_facts, seed_everything
 
@@ -78,7 +78,7 @@ def confirm_run(run_dir: str | os.PathLike, changes: dict | None = None, *, over
         confirm = _with_overrides(confirm, overrides)
         _check_confirm_unchanged(frozen, confirm)
     confirmed = run_search(confirm.with_overrides(address=address), absolute(run_dir), progress=progress)
-    if len(confirmed) < confirm.n_trials or unfinished_trials(absolute(run_dir) / CONFIRM_DIR / "optuna.log"):
+    if interrupted(confirmed, confirm.n_trials, absolute(run_dir) / CONFIRM_DIR / "optuna.log"):
         print(f"confirm stopped after {len(confirmed)} of {confirm.n_trials} trainings; continue with "
               f"`ulsam-search resume {run_dir}`", file=sys.stderr)
         return None

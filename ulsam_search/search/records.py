@@ -111,6 +111,11 @@ def unfinished_trials(journal: str | os.PathLike) -> int:
     return sum(not trial.state.is_finished() for trial in study.get_trials(deepcopy=False))
 
 
+def interrupted(table: pd.DataFrame, n_trials: int, journal: str | os.PathLike) -> bool:
+    """Whether a run stopped before it ended: fewer rows than its budget, or trials left running or queued."""
+    return len(table) < n_trials or unfinished_trials(journal) > 0
+
+
 def trials_table(study, block_columns: Sequence[str]) -> pd.DataFrame:
     """A row per finished trial of ``study``; ``block_columns`` are the ``block_<k>`` choice columns."""
     import optuna
