@@ -74,6 +74,12 @@ def test_failing_trials_end_failed_with_their_error_and_the_search_goes_on(tmp_p
     retry_of = {t.number: t.user_attrs.get("retry_of") for t in _study(tmp_path / "tiny").trials}
     assert {again.loc[arch, "number"]: rows.loc[arch, "number"] for arch in faults} == \
         {number: retry_of[number] for number in range(4, 7)}  # each retry names the failure it trains again
+    assert read_trials(tmp_path / "tiny" / "trials.csv")["retry_of"].tolist()[4:] == \
+        [rows.loc[arch, "number"] for arch in again.index]
+    report = write_report(tmp_path / "tiny", tmp_path / "report")
+    summary = json.loads((report / "summary.json").read_text())
+    assert (summary["trials"], summary["retries"], summary["n_trials"]) == (7, 3, 4)
+    assert "4 of 4 trials and 3 retries of failed ones: 4 complete, " in (report / "pareto.md").read_text()
     later = run_search(config, tmp_path, progress=False, retry_failed=True)
     assert later["trial_id"].tolist() == retried["trial_id"].tolist()  # nothing failed is left to retry
 

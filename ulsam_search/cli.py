@@ -27,7 +27,7 @@ from .errors import InvalidInput, NothingTrained
 from .models import VARIANTS, resolve_arch
 from .models.variants import DEFAULT_GROUPS
 from .report import write_report
-from .search.records import interrupted, pareto_set
+from .search.records import interrupted, pareto_set, retried_failures
 from .search.rundir import RunFacts
 from .train import AMP_MODES, DEVICES, OPTIMIZERS, TrainConfig
 from .workflows import (TrainRequest, check_trained, confirm_run, cost_record, resume_search, run_search,
@@ -191,7 +191,7 @@ def _finish_run(table, config, root: Path, reports_dir: str, address: str | None
     _console().print(f"{len(table)} trials ({summary}); Pareto set of {len(front)}; results in {root}")
     stopped = interrupted(table, config.n_trials, root / "optuna.log")
     if stopped:
-        print(f"stopped after {len(table)} of {config.n_trials} trials; continue with `ulsam-search resume {root}`",
+        print(f"stopped after {len(table) - retried_failures(table)} of {config.n_trials} trials; continue with `ulsam-search resume {root}`",
               file=sys.stderr)
     started = (root / CONFIRM_DIR / "config.yaml").is_file()  # a confirm stage to continue
     confirming = (config.confirm is not None or started) and config.study is None and not stopped and \

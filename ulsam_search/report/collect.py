@@ -26,7 +26,7 @@ from ..search.space import PARAM_PREFIX
 from .pareto import hypervolume, hypervolume_history, normalised_losses, reference_point
 
 NUMERIC_COLUMNS = ("number", "top1", "top5", "macs", "params", "epochs_done", "epochs_budget", "seconds",
-                   "started_at", "latency_ms")
+                   "started_at", "latency_ms", "duplicate_of", "retry_of")
 
 
 @dataclass

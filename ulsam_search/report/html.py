@@ -10,7 +10,7 @@ from .collect import ReportData
 from ..ablation.confirm import finding
 from .plots import ABLATION, CONFIRMED, FRONT, Drawn, plotly_figures
 from .text import (ABLATION_METRICS, CLAIMS_INTRO, ablation_tables, claims_table, confirmed_intro, confirmed_table,
-                   counts_text, fmt, single_runs)
+                   counts_text, fmt, single_runs, trials_text)
 
 
 def _plots(drawn: list[Drawn], section: str) -> str:
@@ -86,7 +86,7 @@ def write_html(data: ReportData, info: dict, drawn: list[Drawn], path: Path) -> 
 font-size:13px}} td,th{{border:1px solid #ddd;padding:3px 6px;text-align:left}} code{{font-size:12px}}
 pre{{background:#f6f6f6;padding:1em;overflow:auto}}</style></head><body>
 <h1>ulsam-search report: {html.escape(data.name)}</h1>
-<p>{info['trials']} of {info['n_trials']} trials ({counts_text(info)}). Pareto set: {len(data.front)} trials.
+<p>{trials_text(info)} ({counts_text(info)}). Pareto set: {len(data.front)} trials.
 Hypervolume {data.hypervolume:.4f} (reference point {html.escape(reference)}; objectives normalised so the
 reference is 1). Baseline <code>{html.escape(data.facts.baseline_arch)}</code>: {data.facts.baseline_macs:,} MACs,
 {data.facts.baseline_params:,} params, top-1 {'n/a' if data.baseline_top1 is None else f'{data.baseline_top1:.2f}'}.</p>

@@ -14,7 +14,7 @@ from ..ablation.claims import MARGIN, Claim, interval
 from ..ablation.confirm import finding, half_width, plus_minus
 from ..config import SearchConfig
 from ..search.objectives import get_objective
-from ..search.records import STATUSES, eligible
+from ..search.records import STATUSES, eligible, retried_failures
 from ..search.space import PARAM_PREFIX
 from .collect import ReportData
 
@@ -79,6 +79,7 @@ def summary(data: ReportData) -> dict:
         "objectives": {o: get_objective(o).direction for o in objectives},
         "n_trials": data.config.n_trials,
         "trials": len(table),
+        "retries": retried_failures(table),
         "counts": {status: int((table["status"] == status).sum()) for status in STATUSES},
         "pareto_size": len(front),
         "hypervolume": {"value": data.hypervolume, "reference_point": data.reference,
@@ -166,6 +167,12 @@ def confirmed_summary(data: ReportData) -> dict | None:
             "baseline": archs[0], "members": archs[1:], "finding": finding(confirmed)}
 
 
+def trials_text(info: dict) -> str:
+    """``4 of 4 trials and 3 retries of failed ones``: retries run beyond the budget, not within it."""
+    own = f"{info['trials'] - info['retries']} of {info['n_trials']} trials"
+    return own + (f" and {info['retries']} retries of failed ones" if info["retries"] else "")
+
+
 def counts_text(info: dict) -> str:
     """``5 complete, 1 pruned, ...`` from a summary."""
     return ", ".join(f"{n} {s.lower()}" for s, n in info["counts"].items())
@@ -175,7 +182,7 @@ def pareto_markdown(data: ReportData, info: dict) -> str:
     """pareto.md: the run in a paragraph, the front (sorted by MACs) and the trials that are not on it."""
     front, facts, others = data.front, data.facts, data.others
     lines = [f"# Pareto set of {data.name}", "",
-             f"{info['trials']} of {info['n_trials']} trials: " + counts_text(info) + ". Objectives: " + ", ".join(
+             f"{trials_text(info)}: " + counts_text(info) + ". Objectives: " + ", ".join(
                  f"{o} ({d})" for o, d in info["objectives"].items()) + ".",
              f"Hypervolume {data.hypervolume:.4f} (reference: " + ", ".join(
                  f"{o} {fmt(v)}" for o, v in data.reference.items()) + "; normalised so the reference is 1).",

@@ -23,7 +23,7 @@ PRUNED, FAILED, INFEASIBLE = "PRUNED", "FAILED", "INFEASIBLE"
 STATUSES = (COMPLETE, PRUNED, FAILED, INFEASIBLE)
 COLUMNS = ("number", "trial_id", "arch", "backbone", "width", "top1", "top5", "val_loss", "macs", "params", "flops",
            "latency_ms", "epochs_done", "epochs_budget", "status", "feasible", "error", "seed", "seconds", "node",
-           "duplicate_of", "started_at", "retries", "resumed_from_epoch")
+           "duplicate_of", "retry_of", "started_at", "retries", "resumed_from_epoch")
 # Columns read back as text whatever they hold: a node id can be all digits, a block choice `+4` looks like a number.
 TEXT_COLUMNS = ("trial_id", "arch", "backbone", "status", "error", "node")
 # The Optuna constraints every trial carries (> 0 violates; NSGA-II, TPE and GP read them).
@@ -109,6 +109,12 @@ def unfinished_trials(journal: str | os.PathLike) -> int:
         return 0
     study = optuna.load_study(study_name=STUDY_NAME, storage=journal_storage(journal))
     return sum(not trial.state.is_finished() for trial in study.get_trials(deepcopy=False))
+
+
+def retried_failures(table: pd.DataFrame) -> int:
+    """Rows that train a failed trial again (``retry_failed``): they run beyond n_trials, so a count of the
+    budget's own trials leaves them out (a table from before the column existed has none)."""
+    return int(table["retry_of"].notna().sum()) if "retry_of" in table.columns else 0
 
 
 def interrupted(table: pd.DataFrame, n_trials: int, journal: str | os.PathLike) -> bool:
