@@ -6,7 +6,8 @@
 
 Every search goes through the real runner: Optuna proposes, Ray Tune runs the trials, and the trials are answered
 epoch by epoch from the table (``backend: table``) instead of being trained. The config
-(by default ``search_spaces/tabular_digits_search.yaml``) names the table, the budget (the table's epochs) and
+(by default ``search_spaces/tabular_digits_search.yaml``; ``tabular_cluttered_search.yaml`` is the cluttered-mnist
+table, 9 epochs, where mo-asha has rungs at 1, 3 and 9) names the table, the budget (the table's epochs) and
 mo-asha's reduction factor; the benchmark changes the sampler, its seed and
 the number of trials, one trial at a time (``max_concurrent: 1``, so a search depends on its seeds only). NSGA-II
 runs with a population of 10, the others with Optuna's defaults (TPE and GP: 10 random start-up trials), so every
@@ -46,7 +47,7 @@ searches). Goal: >= 2x at >= 0.98. With a budget of E epochs a trial stopped at 
 ``grace`` epochs, so no scheduler can save more than ``E / grace``.
 
 Writes ``samplers_<table>.csv`` (every search's three measures after every trial, with its compute and the
-reference; ``<table>`` is the table's file name without ``tabular_``: ``samplers_digits.csv``) and
+reference; ``<table>`` is the table's file name without ``tabular_``: ``samplers_digits.csv``, ``samplers_cluttered.csv``) and
 ``samplers_<table>.png`` to ``--out``, by default a new temporary folder (printed at the end): ``--out
 benchmarks/data`` replaces the committed results for that table only. Needs pymoo: ``pip install
 'ulsam-search[bench]'``.
