@@ -56,6 +56,10 @@ def trial_results(trial_config: dict, job: TrialJob, *, node: str = "local",
     metrics = {"top1": math.nan, "top5": math.nan, "val_loss": math.nan, "latency_ms": math.nan,
                "macs": trial_config["macs"], "params": trial_config["params"]}
     history: list[dict] = []
+
+    def result(**extra) -> dict:
+        return {**base, **metrics, "seconds": time.perf_counter() - started, **extra}
+
     try:
         _check_paths_on_node(job, node)
         run = get_backend(config.backend.name).start(trial_config, job, device, seed)
@@ -65,7 +69,7 @@ def trial_results(trial_config: dict, job: TrialJob, *, node: str = "local",
             metrics["latency_ms"] = trial_config.get("latency_ms") or run.time_model()
             limit = config.constraints.max_latency_ms
             if limit is not None and metrics["latency_ms"] > limit:  # never trained
-                yield {**base, **metrics, "infeasible": True, "seconds": time.perf_counter() - started}
+                yield result(infeasible=True)
                 return
         if base["promoted_through"] < len(history) < config.training.epochs:
             # Killed after a checkpoint the scheduler never judged: its result comes again before any more training,
@@ -73,20 +77,20 @@ def trial_results(trial_config: dict, job: TrialJob, *, node: str = "local",
             last = history[-1]
             base["epoch"] = last["epoch"]
             metrics.update(top1=last["top1"], top5=last["top5"], val_loss=last["val_loss"])
-            yield {**base, **metrics, "history": list(history), "seconds": time.perf_counter() - started}
+            yield result(history=list(history))
         for epoch in run.epochs:
             base["epoch"] = epoch.epoch
             metrics.update(top1=epoch.top1, top5=epoch.top5, val_loss=epoch.val_loss)
             if len(history) < epoch.epoch:
                 history.append(epoch_record(epoch))
-            yield {**base, **metrics, "history": list(history), "seconds": time.perf_counter() - started}
+            yield result(history=list(history))
     except Exception as error:  # recorded as FAILED with its message; the search goes on
         message = f"{type(error).__name__}: {error}"
         if isinstance(error, (torch.OutOfMemoryError, MemoryError)):
             torch.cuda.empty_cache()  # the actor trains the next trial
             message += (" (lower training.batch_size, or give each trial more memory: resources.gpu / resources.cpu; "
                         "a trial sharing a GPU may use resources.gpu x its memory)")
-        yield {**base, **metrics, "history": history, "error": message, "seconds": time.perf_counter() - started}
+        yield result(history=history, error=message)
 
 
 def _check_paths_on_node(job: TrialJob, node: str) -> None:
