@@ -17,6 +17,7 @@ from ulsam_search.ablation.claims import claims_frame, paper_claims
 from ulsam_search.ablation.stats import compare_with_baseline, holm, verdict
 from ulsam_search.config import SearchConfig, load_search_config
 from ulsam_search.errors import InvalidInput
+from ulsam_search.report import write_report
 from ulsam_search.search.records import COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -212,6 +213,9 @@ def test_a_real_ablation_on_digits_resumes_and_reports(tmp_path):
     driver.wait()
     before = pd.read_csv(trials)
     assert 3 <= len(before) < 10
+    partial = write_report(tmp_path / "runs" / "ab", tmp_path / "partial")  # claims on the cells finished so far
+    assert ("**Incomplete**: the run stopped before its 10 trials ended, so a cell's seeds, the claims and the front "
+            "cover only the trials finished so far") in (partial / "ablation.md").read_text()
     resumed = subprocess.run([_exe(), "resume", str(tmp_path / "runs" / "ab"), "--quiet",
                               "--reports-dir", str(tmp_path / "reports")], capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
@@ -227,7 +231,7 @@ def test_a_real_ablation_on_digits_resumes_and_reports(tmp_path):
     assert stats["n"].tolist() == [2] * 5 and stats["row"].tolist()[0] == "baseline"
     assert stats["paired_seeds"].dropna().tolist() == [2] * 4
     markdown = (report / "ablation.md").read_text()
-    assert "| block 7 replace |" in markdown and "| g=1 | g=2 |" in markdown
+    assert "| block 7 replace |" in markdown and "| g=1 | g=2 |" in markdown and "Incomplete" not in markdown
     for png in ("ablation_top1_vs_g.png", "ablation_delta_top1.png"):
         assert (report / png).stat().st_size > 10_000
     assert 'id="plot-ablation_delta_top1"' in (report / "index.html").read_text()

@@ -121,6 +121,18 @@ def test_report_files_front_deltas_and_hypervolume(tmp_path):
     page = (out / "index.html").read_text()
     assert page.count('class="plot"') == 5 and "Plotly.newPlot" in page and "ulsam-search train" in page
     assert len(page) > 3_000_000  # plotly.js embedded: the page works offline
+    assert info["stopped"] is False and "Incomplete" not in markdown and "<strong>Incomplete" not in page
+
+
+def test_a_run_that_stopped_early_is_reported_as_incomplete(tmp_path):
+    """5 rows of a run of 8 trials and no journal: a killed run before its last trials; every file says so."""
+    run = make_run(tmp_path)
+    pd.read_csv(run / "trials.csv").head(5).to_csv(run / "trials.csv", index=False)
+    out = write_report(run, tmp_path / "report")
+    warning = "the run stopped before its 8 trials ended, so the front and its hypervolume cover only the trials"
+    assert json.loads((out / "summary.json").read_text())["stopped"] is True
+    assert f"**Incomplete**: {warning}" in (out / "pareto.md").read_text()
+    assert f"<strong>Incomplete</strong>: {warning}" in (out / "index.html").read_text()
 
 
 def test_text_columns_read_back_as_text_when_they_look_like_numbers(tmp_path):

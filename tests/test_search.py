@@ -189,7 +189,9 @@ def test_resume_after_the_driver_is_killed(tmp_path):
     assert 2 <= len(before) < 7
     # A report of the interrupted run works (as it does while a search runs).
     partial = json.loads((write_report(tmp_path / "tiny", tmp_path / "partial") / "summary.json").read_text())
-    assert partial["trials"] == len(before) and partial["n_trials"] == 7
+    assert partial["trials"] == len(before) and partial["n_trials"] == 7 and partial["stopped"] is True
+    assert "**Incomplete**: the run stopped before its 7 trials ended, so the front and its hypervolume cover only " \
+           "the trials finished so far" in (tmp_path / "partial" / "pareto.md").read_text()
     resumed = subprocess.run([exe, "resume", str(tmp_path / "tiny"), "--reports-dir", str(tmp_path / "reports")],
                              capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
@@ -207,6 +209,7 @@ def test_resume_after_the_driver_is_killed(tmp_path):
     # The report the resumed run ends with holds all of them, the baseline first.
     report = json.loads((tmp_path / "reports" / "tiny" / "summary.json").read_text())
     assert report["counts"]["COMPLETE"] == 7 and report["baseline"]["top1"] == after["top1"][0]
+    assert report["stopped"] is False and "Incomplete" not in (tmp_path / "reports" / "tiny" / "pareto.md").read_text()
     assert after["arch"][0] == BASELINE
 
 

@@ -19,9 +19,10 @@ from ..errors import InvalidInput
 from ..models.arch import Architecture
 from ..models.variants import VARIANTS
 from ..search.objectives import get_objective
-from ..search.records import (COMPLETE, FAILED, INFEASIBLE, PRUNED, STATUSES, TEXT_COLUMNS, eligible, knee_point,
+from ..search.records import (COMPLETE, FAILED, INFEASIBLE, PRUNED, STATUSES, TEXT_COLUMNS, eligible, interrupted,
+                               knee_point,
                                pareto_set)
-from ..search.rundir import RunFacts
+from ..search.rundir import RunFacts, RunPaths
 from ..search.space import PARAM_PREFIX
 from .pareto import hypervolume, hypervolume_history, normalised_losses, reference_point
 
@@ -50,6 +51,7 @@ class ReportData:
     ablation: pd.DataFrame | None  # a study's cell statistics; None for a search
     confirmed: Confirmation | None = None  # the confirm stage's results (``confirm.csv``); None: single runs only
     claims: list[Claim] | None = None  # a study's test of the paper's claims (``ablation.claims``); None for a search
+    stopped: bool = False  # the run stopped before it ended (``records.interrupted``): figures cover the trials so far
 
     @property
     def latency_timed(self) -> bool:
@@ -196,4 +198,5 @@ def collect(run_dir: str | os.PathLike) -> ReportData:
                       baseline_top1=baseline_top1, knee=int(front["number"].iloc[knee]) if knee is not None else None,
                       ablation=cell_statistics(config, table) if config.study else None,
                       claims=study_claims(config, table) if config.study else None,
-                      confirmed=read_confirmation(Path(run_dir), config.objectives))
+                      confirmed=read_confirmation(Path(run_dir), config.objectives),
+                      stopped=interrupted(table, config.n_trials, RunPaths(Path(run_dir)).journal))

@@ -10,7 +10,7 @@ from .collect import ReportData
 from ..ablation.confirm import finding
 from .plots import ABLATION, CONFIRMED, FRONT, Drawn, plotly_figures
 from .text import (ABLATION_METRICS, CLAIMS_INTRO, ablation_tables, claims_table, confirmed_intro, confirmed_table,
-                   counts_text, fmt, single_runs, trials_text)
+                   counts_text, fmt, single_runs, stopped_text, trials_text)
 
 
 def _plots(drawn: list[Drawn], section: str) -> str:
@@ -90,6 +90,7 @@ pre{{background:#f6f6f6;padding:1em;overflow:auto}}</style></head><body>
 Hypervolume {data.hypervolume:.4f} (reference point {html.escape(reference)}; objectives normalised so the
 reference is 1). Baseline <code>{html.escape(data.facts.baseline_arch)}</code>: {data.facts.baseline_macs:,} MACs,
 {data.facts.baseline_params:,} params, top-1 {'n/a' if data.baseline_top1 is None else f'{data.baseline_top1:.2f}'}.</p>
+{f"<p>{_markdown_cell(stopped_text(data))}</p>" if data.stopped else ""}
 {_plots(drawn, FRONT)}
 <h2>Top of the Pareto set (by top-1)</h2>
 <table><tr><th>#</th><th>ARCH</th><th>top-1 %</th><th>MACs</th><th>params</th><th>Δ top-1</th><th>Δ MACs %</th>

@@ -12,7 +12,6 @@ import pandas as pd
 
 from ..ablation.claims import MARGIN, Claim, interval
 from ..ablation.confirm import finding, half_width, plus_minus
-from ..config import SearchConfig
 from ..search.objectives import get_objective
 from ..search.records import STATUSES, eligible, retried_failures
 from ..search.space import PARAM_PREFIX
@@ -78,6 +77,7 @@ def summary(data: ReportData) -> dict:
         "config_sha256": hashlib.sha256(data.config_text.encode()).hexdigest(),
         "objectives": {o: get_objective(o).direction for o in objectives},
         "n_trials": data.config.n_trials,
+        "stopped": data.stopped,
         "trials": len(table),
         "retries": retried_failures(table),
         "counts": {status: int((table["status"] == status).sum()) for status in STATUSES},
@@ -173,6 +173,15 @@ def trials_text(info: dict) -> str:
     return own + (f" and {info['retries']} retries of failed ones" if info["retries"] else "")
 
 
+def stopped_text(data: ReportData) -> str:
+    """The warning that the run stopped before it ended; empty for a run that finished."""
+    if not data.stopped:
+        return ""
+    what = "a cell's seeds, the claims and the front" if data.config.study else "the front and its hypervolume"
+    return (f"**Incomplete**: the run stopped before its {data.config.n_trials} trials ended, so {what} cover only "
+            f"the trials finished so far; `ulsam-search resume RUN_DIR` finishes it and regenerates this report.")
+
+
 def counts_text(info: dict) -> str:
     """``5 complete, 1 pruned, ...`` from a summary."""
     return ", ".join(f"{n} {s.lower()}" for s, n in info["counts"].items())
@@ -187,7 +196,8 @@ def pareto_markdown(data: ReportData, info: dict) -> str:
              f"Hypervolume {data.hypervolume:.4f} (reference: " + ", ".join(
                  f"{o} {fmt(v)}" for o, v in data.reference.items()) + "; normalised so the reference is 1).",
              f"Baseline `{facts.baseline_arch}`: {facts.baseline_macs:,} MACs, {facts.baseline_params:,} params, "
-             f"top-1 {fmt(data.baseline_top1)}.", *([single_runs(data)] if single_runs(data) else []), ""]
+             f"top-1 {fmt(data.baseline_top1)}.", *([single_runs(data)] if single_runs(data) else []),
+             *([stopped_text(data)] if data.stopped else []), ""]
     lines += confirmed_markdown(data)
     latency = get_objective("latency").column if data.latency_timed else None
     header = ["#", "ARCH", *[f"b{b.removeprefix(PARAM_PREFIX)}" for b in data.blocks], "top-1 %", "top-5 %", "MACs",
@@ -270,8 +280,9 @@ def claims_table(claims: list[Claim]) -> tuple[list[str], list[list[str]]]:
     return ["claim", "comparison", "seeds", "Δ top-1 [95% CI]", "verdict"], rows
 
 
-def ablation_markdown(config: SearchConfig, stats: pd.DataFrame, claims: list[Claim] | None = None) -> str:
+def ablation_markdown(data: ReportData) -> str:
     """ablation.md: how the cells were trained and compared, then a table per metric."""
+    config, stats, claims = data.config, data.ablation, data.claims
     study = config.study
     seeds = ", ".join(map(str, study.seed_list))
     lines = [f"# Ablation {config.name}: {study.kind} study", "",
@@ -281,7 +292,7 @@ def ablation_markdown(config: SearchConfig, stats: pd.DataFrame, claims: list[Cl
              f"p-value and, for top-1, the p-value Holm-corrected across the cells and the verdict at 95%: better, "
              f"worse, or not distinguishable from the baseline." + (
                  f" `paper` is the paper's single run on {study.paper_reference} (docs/paper.md)."
-                 if study.paper_reference else ""), ""]
+                 if study.paper_reference else ""), *([stopped_text(data)] if data.stopped else []), ""]
     for metric, table in ablation_tables(stats).items():
         lines += [f"## {ABLATION_METRICS[metric]} accuracy (%)", "",
                   markdown_table(["", *table.columns], [[row, *cells] for row, cells in

@@ -48,7 +48,7 @@ def _write_files(data: ReportData, folder: Path) -> None:
     write_pngs(drawn, folder)
     if data.ablation is not None:
         data.ablation.to_csv(folder / "ablation.csv", index=False)
-        (folder / "ablation.md").write_text(ablation_markdown(data.config, data.ablation, data.claims))
+        (folder / "ablation.md").write_text(ablation_markdown(data))
         if data.claims:
             claims_frame(data.claims).to_csv(folder / "claims.csv", index=False)
     write_html(data, info, drawn, folder / "index.html")
