@@ -8,14 +8,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pandas as pd
 import pytest
 from PIL import Image
 
 from ulsam_search.config import SearchConfig
 from ulsam_search.report import hypervolume, hypervolume_history, knee_point, read_trials, write_report
-from ulsam_search.search.rundir import RunFacts
-from ulsam_search.search.records import COLUMNS, pareto_mask
+from ulsam_search.search.rundir import STUDY_NAME, RunFacts
+from ulsam_search.search.records import COLUMNS, journal_storage, pareto_mask
 
 BASELINE = RunFacts(input_size=32, num_classes=10, small_input=True, baseline_arch="mobilenet_v2@0.35",
                     baseline_macs=1000, baseline_params=100)
@@ -129,10 +130,22 @@ def test_a_run_that_stopped_early_is_reported_as_incomplete(tmp_path):
     run = make_run(tmp_path)
     pd.read_csv(run / "trials.csv").head(5).to_csv(run / "trials.csv", index=False)
     out = write_report(run, tmp_path / "report")
-    warning = "the run stopped before its 8 trials ended, so the front and its hypervolume cover only the trials"
+    warning = "the run has not finished its 8 trials (it stopped, or is still running), so the front"
     assert json.loads((out / "summary.json").read_text())["stopped"] is True
     assert f"**Incomplete**: {warning}" in (out / "pareto.md").read_text()
     assert f"<strong>Incomplete</strong>: {warning}" in (out / "index.html").read_text()
+
+
+def test_a_run_with_a_trial_still_running_is_incomplete_and_an_unreadable_journal_leaves_the_rows_to_judge(tmp_path):
+    run = make_run(tmp_path)  # all 8 rows of its 8 trials
+    journal = run / "optuna.log"
+    journal.write_text("not a journal\n")
+    assert json.loads((write_report(run, tmp_path / "a") / "summary.json").read_text())["stopped"] is False
+    journal.unlink()
+    study = optuna.create_study(study_name=STUDY_NAME, storage=journal_storage(journal),
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    study.ask()  # a retry still training: the rows reach n_trials, the run has not finished
+    assert json.loads((write_report(run, tmp_path / "b") / "summary.json").read_text())["stopped"] is True
 
 
 def test_text_columns_read_back_as_text_when_they_look_like_numbers(tmp_path):

@@ -191,8 +191,8 @@ def _finish_run(table, config, root: Path, reports_dir: str, address: str | None
     _console().print(f"{len(table)} trials ({summary}); Pareto set of {len(front)}; results in {root}")
     stopped = interrupted(table, config.n_trials, root / "optuna.log")
     if stopped:
-        print(f"stopped after {len(table) - retried_failures(table)} of {config.n_trials} trials; continue with `ulsam-search resume {root}`",
-              file=sys.stderr)
+        print(f"stopped after {len(table) - retried_failures(table)} of {config.n_trials} trials; continue with "
+              f"`ulsam-search resume {root}`", file=sys.stderr)
     started = (root / CONFIRM_DIR / "config.yaml").is_file()  # a confirm stage to continue
     confirming = (config.confirm is not None or started) and config.study is None and not stopped and \
         counts["COMPLETE"] > 0

@@ -51,7 +51,7 @@ class ReportData:
     ablation: pd.DataFrame | None  # a study's cell statistics; None for a search
     confirmed: Confirmation | None = None  # the confirm stage's results (``confirm.csv``); None: single runs only
     claims: list[Claim] | None = None  # a study's test of the paper's claims (``ablation.claims``); None for a search
-    stopped: bool = False  # the run stopped before it ended (``records.interrupted``): figures cover the trials so far
+    stopped: bool = False  # the run has not finished (``records.interrupted``): figures cover the trials so far
 
     @property
     def latency_timed(self) -> bool:
@@ -183,6 +183,15 @@ def not_on_front(table: pd.DataFrame) -> pd.DataFrame:
     return table.assign(reason=reasons)[reasons != ""]
 
 
+def _stopped(table: pd.DataFrame, config: SearchConfig, journal: Path) -> bool:
+    """Whether the run has not finished (stopped, or still running); a journal the report cannot read (copied
+    without its study, corrupt) leaves the rows to judge, as they do where there is no journal."""
+    try:
+        return interrupted(table, config.n_trials, journal)
+    except (ValueError, KeyError):  # optuna: a line that is not JSON; an empty journal has no study
+        return len(table) < config.n_trials
+
+
 def collect(run_dir: str | os.PathLike) -> ReportData:
     """Read ``run_dir`` and derive everything the report shows, once."""
     config, config_text, facts, table = load_run(run_dir)
@@ -199,4 +208,4 @@ def collect(run_dir: str | os.PathLike) -> ReportData:
                       ablation=cell_statistics(config, table) if config.study else None,
                       claims=study_claims(config, table) if config.study else None,
                       confirmed=read_confirmation(Path(run_dir), config.objectives),
-                      stopped=interrupted(table, config.n_trials, RunPaths(Path(run_dir)).journal))
+                      stopped=_stopped(table, config, RunPaths(Path(run_dir)).journal))

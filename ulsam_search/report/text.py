@@ -170,16 +170,18 @@ def confirmed_summary(data: ReportData) -> dict | None:
 def trials_text(info: dict) -> str:
     """``4 of 4 trials and 3 retries of failed ones``: retries run beyond the budget, not within it."""
     own = f"{info['trials'] - info['retries']} of {info['n_trials']} trials"
-    return own + (f" and {info['retries']} retries of failed ones" if info["retries"] else "")
+    retries = info["retries"]
+    return own + (f" and {retries} {'retry' if retries == 1 else 'retries'} of failed ones" if retries else "")
 
 
 def stopped_text(data: ReportData) -> str:
-    """The warning that the run stopped before it ended; empty for a run that finished."""
+    """The warning that the run has not finished (stopped, or still running); empty for a run that finished."""
     if not data.stopped:
         return ""
     what = "a cell's seeds, the claims and the front" if data.config.study else "the front and its hypervolume"
-    return (f"**Incomplete**: the run stopped before its {data.config.n_trials} trials ended, so {what} cover only "
-            f"the trials finished so far; `ulsam-search resume RUN_DIR` finishes it and regenerates this report.")
+    return (f"**Incomplete**: the run has not finished its {data.config.n_trials} trials (it stopped, or is still "
+            f"running), so {what} cover only the trials finished so far; once no search is running in it, "
+            f"`ulsam-search resume` on its run directory finishes it and regenerates this report.")
 
 
 def counts_text(info: dict) -> str:
