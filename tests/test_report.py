@@ -122,7 +122,7 @@ def test_report_files_front_deltas_and_hypervolume(tmp_path):
     page = (out / "index.html").read_text()
     assert page.count('class="plot"') == 5 and "Plotly.newPlot" in page and "ulsam-search train" in page
     assert len(page) > 3_000_000  # plotly.js embedded: the page works offline
-    assert info["stopped"] is False and "Incomplete" not in markdown and "<strong>Incomplete" not in page
+    assert info["stopped"] is False and info["confirm_pending"] is False and "Incomplete" not in markdown and "<strong>Incomplete" not in page
 
 
 def test_a_run_that_stopped_early_is_reported_as_incomplete(tmp_path):
@@ -134,6 +134,17 @@ def test_a_run_that_stopped_early_is_reported_as_incomplete(tmp_path):
     assert json.loads((out / "summary.json").read_text())["stopped"] is True
     assert f"**Incomplete**: {warning}" in (out / "pareto.md").read_text()
     assert f"<strong>Incomplete</strong>: {warning}" in (out / "index.html").read_text()
+
+
+def test_a_confirm_stage_started_without_results_is_reported_as_incomplete(tmp_path):
+    run = make_run(tmp_path)
+    (run / "confirm").mkdir()
+    (run / "confirm" / "config.yaml").write_text("killed before its first result\n")
+    out = write_report(run, tmp_path / "report")
+    markdown = (out / "pareto.md").read_text()
+    assert json.loads((out / "summary.json").read_text())["confirm_pending"] is True
+    assert "**Incomplete**: the confirm stage has not finished (it stopped, or is still running), so the front's " \
+           "Δ columns are still single runs" in markdown
 
 
 def test_a_run_with_a_trial_still_running_is_incomplete_and_an_unreadable_journal_leaves_the_rows_to_judge(tmp_path):

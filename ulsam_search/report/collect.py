@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..ablation import cell_statistics
 from ..ablation.claims import Claim, study_claims
-from ..ablation.confirm import Confirmation, read_confirmation
+from ..ablation.confirm import CONFIRM_DIR, Confirmation, read_confirmation
 from ..config import SearchConfig, load_search_config
 from ..errors import InvalidInput
 from ..models.arch import Architecture
@@ -52,6 +52,7 @@ class ReportData:
     confirmed: Confirmation | None = None  # the confirm stage's results (``confirm.csv``); None: single runs only
     claims: list[Claim] | None = None  # a study's test of the paper's claims (``ablation.claims``); None for a search
     stopped: bool = False  # the run has not finished (``records.interrupted``): figures cover the trials so far
+    confirm_pending: bool = False  # a confirm stage started (its run directory exists) without results yet
 
     @property
     def latency_timed(self) -> bool:
@@ -199,6 +200,7 @@ def collect(run_dir: str | os.PathLike) -> ReportData:
     front, baseline_top1 = _front(config, facts, table)
     front_losses = normalised_losses(front, reference)
     knee = knee_point(front_losses)
+    confirmed = read_confirmation(Path(run_dir), config.objectives)
     return ReportData(name=config.name, config=config, config_text=config_text, facts=facts, table=table,
                       front=front, others=not_on_front(table),
                       blocks=[c for c in table.columns if c.startswith(PARAM_PREFIX)], reference=reference,
@@ -207,5 +209,5 @@ def collect(run_dir: str | os.PathLike) -> ReportData:
                       baseline_top1=baseline_top1, knee=int(front["number"].iloc[knee]) if knee is not None else None,
                       ablation=cell_statistics(config, table) if config.study else None,
                       claims=study_claims(config, table) if config.study else None,
-                      confirmed=read_confirmation(Path(run_dir), config.objectives),
-                      stopped=_stopped(table, config, RunPaths(Path(run_dir)).journal))
+                      confirmed=confirmed, stopped=_stopped(table, config, RunPaths(Path(run_dir)).journal),
+                      confirm_pending=confirmed is None and RunPaths(Path(run_dir) / CONFIRM_DIR).config.is_file())

@@ -78,6 +78,7 @@ def summary(data: ReportData) -> dict:
         "objectives": {o: get_objective(o).direction for o in objectives},
         "n_trials": data.config.n_trials,
         "stopped": data.stopped,
+        "confirm_pending": data.confirm_pending,
         "trials": len(table),
         "retries": retried_failures(table),
         "counts": {status: int((table["status"] == status).sum()) for status in STATUSES},
@@ -175,7 +176,12 @@ def trials_text(info: dict) -> str:
 
 
 def stopped_text(data: ReportData) -> str:
-    """The warning that the run has not finished (stopped, or still running); empty for a run that finished."""
+    """The warning that the run or its confirm stage has not finished (stopped, or still running); empty once
+    both have."""
+    if data.confirm_pending:
+        return ("**Incomplete**: the confirm stage has not finished (it stopped, or is still running), so the front's "
+                "Δ columns are still single runs; once nothing runs in it, `ulsam-search confirm` on the run "
+                "directory continues it.")
     if not data.stopped:
         return ""
     what = "a cell's seeds, the claims and the front" if data.config.study else "the front and its hypervolume"
@@ -199,7 +205,7 @@ def pareto_markdown(data: ReportData, info: dict) -> str:
                  f"{o} {fmt(v)}" for o, v in data.reference.items()) + "; normalised so the reference is 1).",
              f"Baseline `{facts.baseline_arch}`: {facts.baseline_macs:,} MACs, {facts.baseline_params:,} params, "
              f"top-1 {fmt(data.baseline_top1)}.", *([single_runs(data)] if single_runs(data) else []),
-             *([stopped_text(data)] if data.stopped else []), ""]
+             *([stopped_text(data)] if stopped_text(data) else []), ""]
     lines += confirmed_markdown(data)
     latency = get_objective("latency").column if data.latency_timed else None
     header = ["#", "ARCH", *[f"b{b.removeprefix(PARAM_PREFIX)}" for b in data.blocks], "top-1 %", "top-5 %", "MACs",
@@ -294,7 +300,7 @@ def ablation_markdown(data: ReportData) -> str:
              f"p-value and, for top-1, the p-value Holm-corrected across the cells and the verdict at 95%: better, "
              f"worse, or not distinguishable from the baseline." + (
                  f" `paper` is the paper's single run on {study.paper_reference} (docs/paper.md)."
-                 if study.paper_reference else ""), *([stopped_text(data)] if data.stopped else []), ""]
+                 if study.paper_reference else ""), *([stopped_text(data)] if stopped_text(data) else []), ""]
     for metric, table in ablation_tables(stats).items():
         lines += [f"## {ABLATION_METRICS[metric]} accuracy (%)", "",
                   markdown_table(["", *table.columns], [[row, *cells] for row, cells in
