@@ -16,22 +16,29 @@ import ray
 
 from test_report import make_run
 from test_search import BASELINE, _study, tiny
+from ulsam_search.ablation.confirm import select_members
 from ulsam_search.report import read_trials, write_report
 from ulsam_search.search.records import pareto_set, write_table
 from ulsam_search.search.runner import run_search
+from ulsam_search.workflows import confirm_run
 
 pytestmark = pytest.mark.slow
 
 TESTS = Path(__file__).resolve().parent
 
 
-def test_failing_trials_end_failed_with_their_error_and_the_search_goes_on(tmp_path):
-    # 128 images in batches of 64: step 3 is the first step of epoch 2.
-    faults = {f"{BASELINE}:8+1": "raise@1", f"{BASELINE}:8+2": "nan@3", f"{BASELINE}:8+4": "oom@2"}
+def _ray_with_faults(faults: dict[str, str]) -> None:
+    """A local Ray whose workers build the models of ``faults``' ARCHs to misbehave (``tests/faults.py``)."""
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
              runtime_env={"worker_process_setup_hook": "faults.install",
                           "env_vars": {"PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
                                        "ULSAM_TEST_FAULTS": json.dumps(faults)}})
+
+
+def test_failing_trials_end_failed_with_their_error_and_the_search_goes_on(tmp_path):
+    # 128 images in batches of 64: step 3 is the first step of epoch 2.
+    faults = {f"{BASELINE}:8+1": "raise@1", f"{BASELINE}:8+2": "nan@3", f"{BASELINE}:8+4": "oom@2"}
+    _ray_with_faults(faults)
     try:
         config = tiny(space={"blocks": [8], "ops": ["none", "insert"], "groups": [1, 2, 4]},
                       sampler={"name": "grid"}, n_trials=4)
@@ -90,10 +97,7 @@ def test_retries_run_after_the_budgets_own_trials_so_a_grid_slice_keeps_its_poin
     faults = {f"{BASELINE}:8+{g}": "raise@1" for g in (1, 2, 4)}
     config = tiny(space={"blocks": [8], "ops": ["none", "insert"], "groups": [1, 2, 4]}, sampler={"name": "grid"},
                   n_trials=2)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
-             runtime_env={"worker_process_setup_hook": "faults.install",
-                          "env_vars": {"PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
-                                       "ULSAM_TEST_FAULTS": json.dumps(faults)}})
+    _ray_with_faults(faults)
     try:
         first = run_search(config, tmp_path, progress=False)
     finally:
@@ -110,6 +114,35 @@ def test_retries_run_after_the_budgets_own_trials_so_a_grid_slice_keeps_its_poin
         set(first.loc[first["status"] == "FAILED", "number"])
 
 
+def test_a_confirm_training_that_failed_is_retried_once_its_cause_is_fixed(tmp_path):
+    """A search, then its confirm stage with the member's trainings raising: the member has no seed in confirm.csv;
+    `ulsam-search confirm --retry-failed` (no faults in the Ray it starts) trains each failed seed once more."""
+    config = tiny(space={"blocks": [9], "ops": ["none", "replace"], "groups": [1, 2]}, sampler={"name": "grid"},
+                  n_trials=3)
+    table = run_search(config, tmp_path, progress=False)
+    run = tmp_path / "tiny"
+    member = select_members(pareto_set(table, config.objectives), config.objectives, BASELINE, 1, "front")[0]
+    _ray_with_faults({member: "raise@1"})
+    try:
+        first = confirm_run(run, {"top": 1, "seeds": 2}, progress=False)
+    finally:
+        ray.shutdown()
+    assert first.stats["arch"].tolist() == [BASELINE]  # the member has no complete seed
+    trials = pd.read_csv(run / "confirm" / "trials.csv")
+    assert sorted(trials.loc[trials["status"] == "FAILED", "arch"]) == [member, member]
+
+    retried = subprocess.run([str(Path(sys.executable).parent / "ulsam-search"), "confirm", str(run),
+                              "--retry-failed", "--quiet", "--reports-dir", str(tmp_path / "reports")],
+                             capture_output=True, text=True)
+    assert retried.returncode == 0, retried.stderr
+    assert "confirmed at 2 epochs with seeds 1, 2:" in retried.stdout
+    rows = pd.read_csv(run / "confirm.csv")
+    assert sorted(zip(rows["arch"], rows["seed"])) == sorted((a, s) for a in (BASELINE, member) for s in (1, 2))
+    trials = pd.read_csv(run / "confirm" / "trials.csv")
+    assert len(trials) == 6 and trials["retry_of"].notna().sum() == 2  # 4 of the stage's own, 2 retries
+    assert (trials.tail(2)["status"] == "COMPLETE").all() and set(trials.tail(2)["arch"]) == {member}
+
+
 def test_build_table_stops_on_a_failed_architecture_and_retry_failed_completes_it(tmp_path, capsys):
     """`bench build-table` through the CLI: an architecture whose trial raises stops the build with exit 1, a
     one-line error naming it and no table; the same command with --retry-failed trains it again and writes both."""
@@ -124,10 +157,7 @@ def test_build_table_stops_on_a_failed_architecture_and_retry_failed_completes_i
     argv = ["bench", "build-table", "--config", str(tmp_path / "two.yaml"), "--seeds", "0",
             "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "table.csv")]
     inserted = "mobilenet_v2@0.35:16+4"
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
-             runtime_env={"worker_process_setup_hook": "faults.install",
-                          "env_vars": {"PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
-                                       "ULSAM_TEST_FAULTS": json.dumps({inserted: "raise@1"})}})
+    _ray_with_faults({inserted: "raise@1"})
     try:
         assert cli.main(argv) == 1
     finally:

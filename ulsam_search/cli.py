@@ -181,7 +181,7 @@ class _BenchHelp(argparse.Action):
 
 
 def _finish_run(table, config, root: Path, reports_dir: str, address: str | None = None,
-                quiet: bool = False) -> None:
+                quiet: bool = False, retry_failed: bool = False) -> None:
     """Print what the run holds and write its report; the last line says how many trials failed, and a run in
     which no trial completed exits 1 after its report is written. A study ends with the paper's claims its cells
     test; a search with a ``confirm:`` block then confirms its front, and its last lines say what held beyond noise."""
@@ -210,12 +210,14 @@ def _finish_run(table, config, root: Path, reports_dir: str, address: str | None
     for claim in study_claims(config, table) if config.study is not None else []:
         print(f"paper claim: {claim.sentence()}")
     if confirming:
-        _confirm(root, {}, (), address, quiet, Path(reports_dir) / config.name)
+        _confirm(root, {}, (), address, quiet, Path(reports_dir) / config.name, retry_failed)
 
 
-def _confirm(run_dir: Path, changes: dict, overrides, address: str | None, quiet: bool, report_dir: Path) -> None:
+def _confirm(run_dir: Path, changes: dict, overrides, address: str | None, quiet: bool, report_dir: Path,
+             retry_failed: bool = False) -> None:
     """Confirm the run's front, write its report, and end with the finding in words."""
-    confirmation = confirm_run(run_dir, changes, overrides=overrides, progress=not quiet, address=address)
+    confirmation = confirm_run(run_dir, changes, overrides=overrides, progress=not quiet, address=address,
+                               retry_failed=retry_failed)
     if confirmation is None:  # interrupted: the resume hint is the last word
         return
     _console().print(f"report: {write_report(run_dir, report_dir) / 'index.html'}")
@@ -227,7 +229,8 @@ def _confirm(run_dir: Path, changes: dict, overrides, address: str | None, quiet
 def _cmd_confirm(args) -> None:
     changes = {"top": args.top, "seeds": args.seeds, "epochs": args.epochs, "select": args.select}
     name = Path(args.run_dir).resolve().name
-    _confirm(Path(args.run_dir), changes, args.set, args.address, args.quiet, Path(args.reports_dir) / name)
+    _confirm(Path(args.run_dir), changes, args.set, args.address, args.quiet, Path(args.reports_dir) / name,
+             args.retry_failed)
 
 
 def _cmd_ablate(args) -> None:
@@ -250,7 +253,7 @@ def _cmd_run(args) -> None:
 def _cmd_resume(args) -> None:
     table = resume_search(args.run_dir, progress=not args.quiet, address=args.address, retry_failed=args.retry_failed)
     _finish_run(table, load_search_config(Path(args.run_dir) / "config.yaml"), Path(args.run_dir), args.reports_dir,
-                args.address, args.quiet)
+                args.address, args.quiet, args.retry_failed)
 
 
 def _cmd_bench(args) -> None:
@@ -340,7 +343,7 @@ def _add_search_commands(sub) -> None:
     resume.add_argument("--quiet", action="store_true", help="no live progress view")
     resume.add_argument("--retry-failed", action="store_true",
                         help="once a failure's cause is fixed: one more trial for every architecture whose trials all "
-                             "failed (beyond n_trials)")
+                             "failed (beyond n_trials), in the search and in its confirm stage")
     resume.set_defaults(func=_cmd_resume)
 
     ablate = sub.add_parser("ablate", help="run an ablation study (every cell x seed) and report its statistics")
@@ -369,6 +372,9 @@ def _add_search_commands(sub) -> None:
     confirm.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local instance)")
     confirm.add_argument("--reports-dir", default="reports", help="where the report goes (default reports/)")
     confirm.add_argument("--quiet", action="store_true", help="no live progress view")
+    confirm.add_argument("--retry-failed", action="store_true",
+                         help="once a failure's cause is fixed: one more training for every ARCH and seed whose "
+                              "trainings all failed")
     confirm.set_defaults(func=_cmd_confirm)
 
 

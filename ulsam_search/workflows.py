@@ -33,9 +33,11 @@ def space_for(config: SearchConfig):
     return build_cell_space(config) if config.study is not None else build_space(config)
 
 
-def run_search(config: SearchConfig, runs_dir: str | os.PathLike = "runs", *, progress: bool = True):
-    """Run (or continue) the search or ablation ``config`` describes in ``runs_dir/<name>``; the trials table."""
-    return runner.run_search(config, runs_dir, progress=progress, build_space=space_for)
+def run_search(config: SearchConfig, runs_dir: str | os.PathLike = "runs", *, progress: bool = True,
+               retry_failed: bool = False):
+    """Run (or continue) the search or ablation ``config`` describes in ``runs_dir/<name>``; the trials table
+    (``retry_failed``: every architecture whose trials all failed gets one more trial)."""
+    return runner.run_search(config, runs_dir, progress=progress, build_space=space_for, retry_failed=retry_failed)
 
 
 def resume_search(run_dir: str | os.PathLike, *, progress: bool = True, address: str | None = None,
@@ -50,12 +52,13 @@ FROZEN_BY_CONFIRM = ("name", "study", "confirm", "training.epochs", "training.se
 
 
 def confirm_run(run_dir: str | os.PathLike, changes: dict | None = None, *, overrides=(), progress: bool = True,
-                address: str | None = None) -> Confirmation | None:
+                address: str | None = None, retry_failed: bool = False) -> Confirmation | None:
     """The confirm stage of the run in ``run_dir``: retrain the selected front members and the baseline with new
     seeds in ``run_dir/confirm/``, then write ``run_dir/confirm.csv``. Started as the config's ``confirm:`` block
     says with ``changes`` (top, seeds, epochs, select) applied; once started, it continues as it started (asked
     for other settings, it refuses). Everything is checked before the first file is written. None when it was
-    interrupted (``resume`` continues it): nothing is concluded from part of it."""
+    interrupted (``resume`` continues it): nothing is concluded from part of it. ``retry_failed``: every (ARCH,
+    seed) whose trainings all failed is trained once more, as in a search."""
     config, _, facts, table = load_run(run_dir)
     if config.study is not None:
         raise InvalidInput(f"{run_dir} is an ablation study: its cells are compared with the baseline already")
@@ -77,7 +80,8 @@ def confirm_run(run_dir: str | os.PathLike, changes: dict | None = None, *, over
                                                         settings.select), settings)
         confirm = _with_overrides(confirm, overrides)
         _check_confirm_unchanged(frozen, confirm)
-    confirmed = run_search(confirm.with_overrides(address=address), absolute(run_dir), progress=progress)
+    confirmed = run_search(confirm.with_overrides(address=address), absolute(run_dir), progress=progress,
+                           retry_failed=retry_failed)
     if interrupted(confirmed, confirm.n_trials, absolute(run_dir) / CONFIRM_DIR / "optuna.log"):
         print(f"confirm stopped after {len(confirmed)} of {confirm.n_trials} trainings; continue with "
               f"`ulsam-search resume {run_dir}`", file=sys.stderr)
