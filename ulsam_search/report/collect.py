@@ -20,8 +20,7 @@ from ..models.arch import Architecture
 from ..models.variants import VARIANTS
 from ..search.objectives import get_objective
 from ..search.records import (COMPLETE, FAILED, INFEASIBLE, PRUNED, STATUSES, TEXT_COLUMNS, eligible, interrupted,
-                               knee_point,
-                               pareto_set)
+                               knee_point, pareto_set)
 from ..search.rundir import RunFacts, RunPaths
 from ..search.space import PARAM_PREFIX
 from .pareto import hypervolume, hypervolume_history, normalised_losses, reference_point
@@ -200,7 +199,7 @@ def collect(run_dir: str | os.PathLike) -> ReportData:
     front, baseline_top1 = _front(config, facts, table)
     front_losses = normalised_losses(front, reference)
     knee = knee_point(front_losses)
-    confirmed = read_confirmation(Path(run_dir), config.objectives)
+    confirmed, paths = read_confirmation(Path(run_dir), config.objectives), RunPaths(Path(run_dir))
     return ReportData(name=config.name, config=config, config_text=config_text, facts=facts, table=table,
                       front=front, others=not_on_front(table),
                       blocks=[c for c in table.columns if c.startswith(PARAM_PREFIX)], reference=reference,
@@ -209,5 +208,5 @@ def collect(run_dir: str | os.PathLike) -> ReportData:
                       baseline_top1=baseline_top1, knee=int(front["number"].iloc[knee]) if knee is not None else None,
                       ablation=cell_statistics(config, table) if config.study else None,
                       claims=study_claims(config, table) if config.study else None,
-                      confirmed=confirmed, stopped=_stopped(table, config, RunPaths(Path(run_dir)).journal),
-                      confirm_pending=confirmed is None and RunPaths(Path(run_dir) / CONFIRM_DIR).config.is_file())
+                      confirmed=confirmed, stopped=_stopped(table, config, paths.journal),
+                      confirm_pending=confirmed is None and RunPaths(paths.root / CONFIRM_DIR).config.is_file())

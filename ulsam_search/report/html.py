@@ -90,7 +90,7 @@ pre{{background:#f6f6f6;padding:1em;overflow:auto}}</style></head><body>
 Hypervolume {data.hypervolume:.4f} (reference point {html.escape(reference)}; objectives normalised so the
 reference is 1). Baseline <code>{html.escape(data.facts.baseline_arch)}</code>: {data.facts.baseline_macs:,} MACs,
 {data.facts.baseline_params:,} params, top-1 {'n/a' if data.baseline_top1 is None else f'{data.baseline_top1:.2f}'}.</p>
-{f"<p>{_markdown_cell(stopped_text(data))}</p>" if stopped_text(data) else ""}
+{f"<p>{_markdown_cell(notice)}</p>" if (notice := stopped_text(data)) else ""}
 {_plots(drawn, FRONT)}
 <h2>Top of the Pareto set (by top-1)</h2>
 <table><tr><th>#</th><th>ARCH</th><th>top-1 %</th><th>MACs</th><th>params</th><th>Δ top-1</th><th>Δ MACs %</th>

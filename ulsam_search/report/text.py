@@ -204,8 +204,7 @@ def pareto_markdown(data: ReportData, info: dict) -> str:
              f"Hypervolume {data.hypervolume:.4f} (reference: " + ", ".join(
                  f"{o} {fmt(v)}" for o, v in data.reference.items()) + "; normalised so the reference is 1).",
              f"Baseline `{facts.baseline_arch}`: {facts.baseline_macs:,} MACs, {facts.baseline_params:,} params, "
-             f"top-1 {fmt(data.baseline_top1)}.", *([single_runs(data)] if single_runs(data) else []),
-             *([stopped_text(data)] if stopped_text(data) else []), ""]
+             f"top-1 {fmt(data.baseline_top1)}.", *filter(None, (single_runs(data), stopped_text(data))), ""]
     lines += confirmed_markdown(data)
     latency = get_objective("latency").column if data.latency_timed else None
     header = ["#", "ARCH", *[f"b{b.removeprefix(PARAM_PREFIX)}" for b in data.blocks], "top-1 %", "top-5 %", "MACs",
@@ -300,7 +299,7 @@ def ablation_markdown(data: ReportData) -> str:
              f"p-value and, for top-1, the p-value Holm-corrected across the cells and the verdict at 95%: better, "
              f"worse, or not distinguishable from the baseline." + (
                  f" `paper` is the paper's single run on {study.paper_reference} (docs/paper.md)."
-                 if study.paper_reference else ""), *([stopped_text(data)] if stopped_text(data) else []), ""]
+                 if study.paper_reference else ""), *filter(None, (stopped_text(data),)), ""]
     for metric, table in ablation_tables(stats).items():
         lines += [f"## {ABLATION_METRICS[metric]} accuracy (%)", "",
                   markdown_table(["", *table.columns], [[row, *cells] for row, cells in
