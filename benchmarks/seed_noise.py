@@ -11,7 +11,9 @@ prints, per study:
 - the within-architecture seed std (pooled over architectures), the between-architecture std of the means, and the
   part of the latter the noise cannot explain: sqrt(max(0, var(means) - seed var / seeds));
 - the seed-to-seed Spearman correlation of final top-1 across architectures, for every pair of seeds, and their
-  mean. Goal (issue 17): r >= 0.6 (the digits tabular benchmark: -0.04);
+  mean with a 95% CI (Fisher's z with Bonett and Wright's standard error for Spearman, sqrt((1 + r^2/2) / (n - 3));
+  one pair's error, so conservative for a mean over several pairs). Goal (issue 17): r >= 0.6 (the digits tabular
+  benchmark: -0.04); "met" only when the whole CI lies at or above it, "not met" when it lies below, else "unclear";
 - for a tabular benchmark, per seed, the Spearman correlation across architectures of top-1 at each earlier epoch
   with the final top-1: how well a mo-asha rung at that epoch ranks what the full budget would.
 
@@ -33,6 +35,7 @@ from rich.table import Table
 
 from ulsam_search.ablation.claims import interval
 from ulsam_search.ablation.stats import compare_with_baseline
+from ulsam_search._io import read_csv
 from ulsam_search.errors import InvalidInput
 from ulsam_search.search.backends.table import read_table
 
@@ -49,7 +52,7 @@ def read_study(path: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     if not path.is_file():
         raise InvalidInput(f"{path} does not exist: give a study's trials.csv, its run directory or a tabular "
                            "benchmark's CSV")
-    table = pd.read_csv(path, dtype={"arch": str, "status": str})
+    table = read_csv(path, f"{path}: not a trials table or a tabular benchmark", dtype={"arch": str, "status": str})
     epochs = None
     if "status" not in table.columns and "epoch" in table.columns:
         benchmark = read_table(path)  # its checks: columns, values, one row per (arch, seed, epoch)
@@ -89,13 +92,29 @@ def noise_figures(trials: pd.DataFrame) -> dict[str, float]:
     means = wide.mean(axis=1)
     between_var = float(means.var(ddof=1))
     pairs = [float(stats.spearmanr(wide[a], wide[b]).statistic) for a, b in itertools.combinations(wide.columns, 2)]
+    mean = float(np.mean(pairs)) if pairs else math.nan
     return {"archs": len(wide), "seeds": seeds, "seed_std": math.sqrt(seed_var), "between_std": math.sqrt(between_var),
             "signal_std": math.sqrt(max(0.0, between_var - seed_var / seeds)),
-            "spearman_mean": float(np.mean(pairs)) if pairs else math.nan,
-            "spearman_pairs": pairs}
+            "spearman_mean": mean, "spearman_ci": spearman_interval(mean, len(wide)), "spearman_pairs": pairs}
 
 
-def _arch_table(name: str, trials: pd.DataFrame, baseline: str) -> Table:
+def spearman_interval(r: float, n: int) -> tuple[float, float]:
+    """95% CI of a Spearman correlation over n architectures (Bonett and Wright 2000); NaN below 4 or at |r| = 1,
+    where Fisher's z has no finite error."""
+    if n < 4 or not abs(r) < 1:
+        return math.nan, math.nan
+    half = 1.96 * math.sqrt((1 + r * r / 2) / (n - 3))
+    return math.tanh(math.atanh(r) - half), math.tanh(math.atanh(r) + half)
+
+
+def goal_verdict(low: float, high: float) -> str:
+    """Met only when the whole CI clears the goal: a point estimate above it with a wide CI is not a finding."""
+    if math.isnan(low):
+        return "unclear (too few architectures for a CI)"
+    return "met" if low >= GOAL else "not met" if high < GOAL else "unclear (the CI spans it)"
+
+
+def _arch_table(name: str, trials: pd.DataFrame, baseline: str, role: str) -> Table:
     compared = compare_with_baseline(trials, baseline, sorted(trials["arch"].unique())).set_index("arch")
     view = Table(title=f"{name}: final top-1 per architecture (mean ± sample std over seeds; Δ paired, 95% CI)")
     for column in ("ARCH", "n", "top-1 %", "Δ top-1", "p (Holm)", "verdict"):
@@ -104,7 +123,7 @@ def _arch_table(name: str, trials: pd.DataFrame, baseline: str) -> Table:
         one_seed = row["n"] < 2  # no std, no CI, no test
         delta = "" if arch == baseline else escape(interval(row["d_top1"], row["d_top1_ci_low"], row["d_top1_ci_high"]))
         holm = "" if arch == baseline or pd.isna(row.get("d_top1_p_holm")) else f"{row['d_top1_p_holm']:.3f}"
-        view.add_row(arch + (" (baseline)" if arch == baseline else ""), str(int(row["n"])),
+        view.add_row(arch + (f" ({role})" if arch == baseline else ""), str(int(row["n"])),
                      f"{row['top1_mean']:.2f}" + ("" if one_seed else f" ± {row['top1_std']:.2f}"), delta, holm,
                      "" if arch == baseline else "one seed" if one_seed else str(row["verdict"]))
     return view
@@ -129,18 +148,18 @@ def print_study(console: Console, path: Path) -> None:
     name = path.name.removeprefix("signal_").removesuffix("_trials.csv").removesuffix(".csv") if path.is_file() \
         else path.name
     baseline = min(trials["arch"], key=lambda arch: (":" in arch, len(arch)))  # the ARCH with no placement
-    console.print(_arch_table(name, trials, baseline))
+    console.print(_arch_table(name, trials, baseline, "baseline" if ":" not in baseline else "reference: no baseline"))
     figures = noise_figures(trials)
     if figures["seeds"] < 2 or figures["archs"] < 3:
         console.print(f"{name}: {figures['archs']} architectures x {figures['seeds']} seed(s) with every seed: seed "
                       "noise and the seed-to-seed correlation need two seeds and three architectures")
     else:
-        pairs = ", ".join(f"{r:+.2f}" for r in figures["spearman_pairs"])
+        pairs, ci = ", ".join(f"{r:+.2f}" for r in figures["spearman_pairs"]), figures["spearman_ci"]
         console.print(f"{name}: {figures['archs']} architectures x {figures['seeds']} seeds; seed std "
                       f"{figures['seed_std']:.2f} points, between-architecture std {figures['between_std']:.2f} "
-                      f"(beyond noise {figures['signal_std']:.2f}); seed-to-seed Spearman {pairs} (mean "
-                      f"{figures['spearman_mean']:+.2f}); goal r >= {GOAL}: "
-                      f"{'met' if figures['spearman_mean'] >= GOAL else 'not met'}")
+                      f"(beyond noise {figures['signal_std']:.2f}); seed-to-seed Spearman {pairs} (mean, "
+                      f"95% CI: {escape(interval(figures['spearman_mean'], *ci))}); "
+                      f"goal r >= {GOAL}: {goal_verdict(*ci)}")
     if epochs is not None:
         fidelity = rung_fidelity(epochs)
         last = int(epochs["epoch"].max())

@@ -94,8 +94,33 @@ def test_bench_seed_noise_matches_a_hand_computation(capsys, tmp_path):
     (tmp_path / "study_trials.csv").write_text("\n".join(rows) + "\n")
     _, out = bench(capsys, "seed-noise", str(tmp_path / "study_trials.csv"))
     assert ("study: 3 architectures x 3 seeds; seed std 1.00 points, between-architecture std 3.51 (beyond noise "
-            "3.46); seed-to-seed Spearman +1.00, +1.00, +1.00 (mean +1.00); goal r >= 0.6: met") in " ".join(out.split())
+            "3.46); seed-to-seed Spearman +1.00, +1.00, +1.00 (mean, 95% CI: +1.00 [no CI]); goal r >= 0.6: unclear (too "
+            "few architectures for a CI)") in " ".join(out.split())
     assert "mobilenet_v2@0.35 (baseline)" in out and "+3.00 [+3.00, +3.00]" in out
+
+
+def test_bench_seed_noise_calls_the_goal_met_only_when_the_whole_ci_clears_it(capsys, tmp_path):
+    # 20 architectures; seed 1 swaps four disjoint pairs five ranks apart ({0, 5}, {1, 6}, {2, 7}, {3, 8}): the sum of
+    # squared rank differences is 8 * 25 = 200, Spearman 1 - 6 * 200 / (20 * 399) = 0.8496. Fisher's z 1.2548 -+ 1.96
+    # sqrt((1 + 0.8496^2 / 2) / 17) = 1.2548 -+ 0.5546: the CI is tanh of that, [0.6045, 0.9478], all above 0.6.
+    archs = ["mobilenet_v2@0.35"] + [f"mobilenet_v2@0.35:{block}+4" for block in range(1, 20)]
+    seed1 = list(range(80, 100))
+    for a, b in ((0, 5), (1, 6), (2, 7), (3, 8)):
+        seed1[a], seed1[b] = seed1[b], seed1[a]
+    rows = ["number,arch,seed,top1,top5,status"] + [
+        f"{2 * i + seed},{arch},{seed},{top1},99,COMPLETE" for i, arch in enumerate(archs)
+        for seed, top1 in ((0, 80 + i), (1, seed1[i]))]
+    (tmp_path / "ranked_trials.csv").write_text("\n".join(rows) + "\n")
+    _, out = bench(capsys, "seed-noise", str(tmp_path / "ranked_trials.csv"))
+    assert "seed-to-seed Spearman +0.85 (mean, 95% CI: +0.85 [+0.60, +0.95]); goal r >= 0.6: met" in " ".join(out.split())
+
+
+def test_bench_seed_noise_refuses_a_file_that_is_not_a_table(capsys, tmp_path):
+    (tmp_path / "notes.csv").write_text("a,b\n1,2\n1,2,3\n")
+    assert main(["bench", "seed-noise", str(tmp_path / "notes.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: {tmp_path / 'notes.csv'}: not a trials table or a tabular benchmark (Error tokenizing "
+                   "data. C error: Expected 2 fields in line 3, saw 3)\n")
 
 
 def test_bench_seed_noise_reads_the_final_epoch_of_a_tabular_benchmark(capsys, tmp_path):
@@ -111,7 +136,7 @@ def test_bench_seed_noise_reads_the_final_epoch_of_a_tabular_benchmark(capsys, t
     _, out = bench(capsys, "seed-noise", str(tmp_path / "tabular_x.csv"))
     out = " ".join(out.split())
     assert ("tabular_x: 3 architectures x 2 seeds; seed std 1.35 points, between-architecture std 1.73 (beyond noise "
-            "1.44); seed-to-seed Spearman +0.50 (mean +0.50)") in out
+            "1.44); seed-to-seed Spearman +0.50 (mean, 95% CI: +0.50 [no CI])") in out
     assert "seed 0 (3 architectures): epoch 1 n/a; seed 1 (3 architectures): epoch 1 n/a" in out
 
 
@@ -135,9 +160,11 @@ def test_bench_seed_noise_ranks_a_tables_earlier_epochs_against_its_final_one(ca
 def test_bench_seed_noise_on_the_committed_digits_table_gives_the_readmes_row(capsys):
     _, out = bench(capsys, "seed-noise", str(ROOT / "benchmarks" / "data" / "tabular_digits.csv"))
     line = ("tabular_digits: 125 architectures x 2 seeds; seed std 0.73 points, between-architecture std 0.46 (beyond "
-            "noise 0.00); seed-to-seed Spearman -0.04 (mean -0.04)")
+            "noise 0.00); seed-to-seed Spearman -0.04 (mean, 95% CI: -0.04 [-0.21, +0.14]); goal r >= 0.6: not met")
+    # The CI by hand: Fisher's z of -0.04 +- 1.96 sqrt((1 + 0.0008) / 122) = -0.04 +- 0.1775, back through tanh.
     assert line in " ".join(out.split())
-    row = "| digits tabular benchmark, 125 architectures x 2 seeds, 3 epochs | 0.73 | 0.46 | 0.00 | -0.04 |"
+    row = ("| digits tabular benchmark, 125 architectures x 2 seeds, 3 epochs | 0.73 | 0.46 | 0.00 | -0.04 [-0.21, +0.14] "
+           "| not met |")
     assert ("seed 0 (125 architectures): epoch 1 +0.14, epoch 2 +0.19; seed 1 (125 architectures): epoch 1 +0.24, "
             "epoch 2 +0.51") in " ".join(out.split())
     readme = " ".join((ROOT / "README.md").read_text().split())

@@ -1,4 +1,5 @@
-"""Atomic file replacement, shared by every stage that rewrites a result file while others may read it.
+"""Atomic file replacement, shared by every stage that rewrites a result file while others may read it; and the
+one CSV reader that turns a file which is not a table into bad input.
 
 A writer killed at any instant leaves the old file or the new one, never part of one: data goes to a temporary
 file beside the target, is flushed to disk (``fsync``), and then renamed over the target, and the rename itself is
@@ -16,8 +17,12 @@ import shutil
 import socket
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
+from .errors import InvalidInput
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _OWNER = re.compile(r"\.(\d+)@([^/]+)\.tmp$")
 
@@ -25,6 +30,18 @@ _OWNER = re.compile(r"\.(\d+)@([^/]+)\.tmp$")
 def absolute(path: str | os.PathLike) -> Path:
     """``path`` against the working folder, ``~`` expanded: what every stage and every Ray trial is given."""
     return Path(path).expanduser().resolve()
+
+
+def read_csv(path: Path, refusal: str, **options) -> "pd.DataFrame":
+    """``pandas.read_csv`` that refuses a file that is not a CSV table (garbled, empty, not text) as bad input:
+    ``refusal`` (which names the file) followed by pandas' first line, e.g. ``runs/x/trials.csv: not a trials table
+    (Error tokenizing data ...)``."""
+    import pandas as pd  # pandas only where a table is read
+
+    try:
+        return pd.read_csv(path, **options)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise InvalidInput(f"{refusal} ({str(error).splitlines()[0]})") from None
 
 
 def temporary_name(path: Path, kind: str = "") -> Path:

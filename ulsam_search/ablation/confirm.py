@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._io import atomic_path
+from .._io import atomic_path, read_csv
 from ..config import ConfirmConfig, SearchConfig
 from ..errors import InvalidInput
 from ..search.objectives import get_objective
@@ -146,10 +146,7 @@ def read_confirmation(run_dir: Path, objectives) -> Confirmation | None:
 def _read_rows(path: Path) -> pd.DataFrame:
     """confirm.csv, refused as bad input (naming the file) when it is not one."""
     numeric = ("seed", "epochs", "top1", "top5", "macs", "params")
-    try:
-        rows = pd.read_csv(path, dtype={"arch": str, "role": str, "status": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise InvalidInput(f"{path}: not a confirm table ({str(error).splitlines()[0]})") from None
+    rows = read_csv(path, f"{path}: not a confirm table", dtype={"arch": str, "role": str, "status": str})
     missing = [c for c in ("arch", "role", *numeric) if c not in rows.columns]
     if missing:
         raise InvalidInput(f"{path}: not a confirm table (missing columns: {', '.join(missing)}); run "

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .._io import read_csv
 from ..ablation import cell_statistics
 from ..ablation.claims import Claim, study_claims
 from ..ablation.confirm import CONFIRM_DIR, Confirmation, read_confirmation
@@ -87,11 +88,9 @@ def load_run(run_dir: str | os.PathLike) -> tuple[SearchConfig, str, RunFacts, p
 
 def read_trials(path: Path) -> pd.DataFrame:
     """``trials.csv``, refusing a corrupt or truncated file with the row or column at fault."""
-    try:
-        header = pd.read_csv(path, nrows=0).columns
-        table = pd.read_csv(path, dtype={c: str for c in header if c in TEXT_COLUMNS or c.startswith(PARAM_PREFIX)})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise InvalidInput(f"{path}: not a trials table ({str(error).splitlines()[0]})") from None
+    refusal = f"{path}: not a trials table"
+    header = read_csv(path, refusal, nrows=0).columns
+    table = read_csv(path, refusal, dtype={c: str for c in header if c in TEXT_COLUMNS or c.startswith(PARAM_PREFIX)})
     missing = [c for c in ("number", "arch", "status", "macs", "params") if c not in table.columns]
     if missing:
         raise InvalidInput(f"{path}: not a trials table (missing columns: {', '.join(missing)})")

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from ..._io import read_csv
 from ...errors import InvalidInput
 from ...train import EpochMetrics
 from .base import TrialRun
@@ -69,10 +70,7 @@ def read_table(path: str | os.PathLike) -> Table:
     path = Path(path)
     if not path.is_file():
         raise InvalidInput(f"backend.table: {path} does not exist; build one with `ulsam-search bench build-table`")
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise InvalidInput(f"backend.table: {path} is not a tabular benchmark ({str(error).splitlines()[0]})") from None
+    frame = read_csv(path, f"backend.table: {path} is not a tabular benchmark")
     missing = [c for c in TABLE_COLUMNS if c not in frame.columns]
     if missing or frame.empty:
         raise InvalidInput(f"backend.table: {path} is not a tabular benchmark (missing columns: "
