@@ -154,7 +154,8 @@ def main(argv: list[str]) -> None:
         table.to_csv(temporary, index=False, float_format="%.6g")
     final = table[table["epoch"] == table.groupby(["arch", "seed"])["epoch"].transform("max")]
     Console().print(
-        f"{out}: {final['arch'].nunique()} architectures x {final['seed'].nunique()} seeds, {table['epoch'].max()} epochs "
+        f"{out}: {final['arch'].nunique()} architectures x {final['seed'].nunique()} seeds, "
+        f"{table['epoch'].max()} epochs "
         f"each ({len(table)} rows); final top-1 {final['top1'].min():.1f}-{final['top1'].max():.1f}% (mean "
         f"{final['top1'].mean():.2f}); latency {table['latency_ms'].min():.3g}-{table['latency_ms'].max():.3g} ms; "
         f"built in {time.perf_counter() - started:.0f} s")

@@ -49,7 +49,8 @@ reaching it says nothing. Goal: >= 2x at hypervolume 0.98. With a budget of E ep
 rung still costs ``grace`` epochs, so no scheduler can save more than ``E / grace``.
 
 Writes ``samplers_<table>.csv`` (every search's three measures after every trial, with its compute and the
-reference; ``<table>`` is the table's file name without ``tabular_``: ``samplers_digits.csv``, ``samplers_cluttered.csv``) and
+reference; ``<table>`` is the table's file name without ``tabular_``: ``samplers_digits.csv``,
+``samplers_cluttered.csv``) and
 ``samplers_<table>.png`` to ``--out``, by default a new temporary folder (printed at the end): ``--out
 benchmarks/data`` replaces the committed results for that table only. Needs pymoo: ``pip install
 'ulsam-search[bench]'``.

@@ -215,7 +215,8 @@ def test_a_real_ablation_on_digits_resumes_and_reports(tmp_path):
     assert 3 <= len(before) < 10
     partial = write_report(tmp_path / "runs" / "ab", tmp_path / "partial")  # claims on the cells finished so far
     assert ("**Incomplete**: the run has not finished its 10 trials (it stopped, or is still running), so a cell's "
-            "seeds, the claims and the front cover only the trials finished so far") in (partial / "ablation.md").read_text()
+            "seeds, the claims and the front cover only the trials finished so far") in \
+        (partial / "ablation.md").read_text()
     resumed = subprocess.run([_exe(), "resume", str(tmp_path / "runs" / "ab"), "--quiet",
                               "--reports-dir", str(tmp_path / "reports")], capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr

@@ -94,8 +94,8 @@ def test_bench_seed_noise_matches_a_hand_computation(capsys, tmp_path):
     (tmp_path / "study_trials.csv").write_text("\n".join(rows) + "\n")
     _, out = bench(capsys, "seed-noise", str(tmp_path / "study_trials.csv"))
     assert ("study: 3 architectures x 3 seeds; seed std 1.00 points, between-architecture std 3.51 (beyond noise "
-            "3.46); seed-to-seed Spearman +1.00, +1.00, +1.00 (mean, 95% CI: +1.00 [no CI]); goal r >= 0.6: unclear (too "
-            "few architectures for a CI)") in " ".join(out.split())
+            "3.46); seed-to-seed Spearman +1.00, +1.00, +1.00 (mean, 95% CI: +1.00 [no CI]); goal r >= 0.6: "
+            "unclear (too few architectures for a CI)") in " ".join(out.split())
     assert "mobilenet_v2@0.35 (baseline)" in out and "+3.00 [+3.00, +3.00]" in out
 
 
@@ -112,7 +112,8 @@ def test_bench_seed_noise_calls_the_goal_met_only_when_the_whole_ci_clears_it(ca
         for seed, top1 in ((0, 80 + i), (1, seed1[i]))]
     (tmp_path / "ranked_trials.csv").write_text("\n".join(rows) + "\n")
     _, out = bench(capsys, "seed-noise", str(tmp_path / "ranked_trials.csv"))
-    assert "seed-to-seed Spearman +0.85 (mean, 95% CI: +0.85 [+0.60, +0.95]); goal r >= 0.6: met" in " ".join(out.split())
+    met = "seed-to-seed Spearman +0.85 (mean, 95% CI: +0.85 [+0.60, +0.95]); goal r >= 0.6: met"
+    assert met in " ".join(out.split())
 
 
 def test_bench_seed_noise_refuses_a_file_that_is_not_a_table(capsys, tmp_path):
@@ -163,8 +164,8 @@ def test_bench_seed_noise_on_the_committed_digits_table_gives_the_readmes_row(ca
             "noise 0.00); seed-to-seed Spearman -0.04 (mean, 95% CI: -0.04 [-0.21, +0.14]); goal r >= 0.6: not met")
     # The CI by hand: Fisher's z of -0.04 +- 1.96 sqrt((1 + 0.0008) / 122) = -0.04 +- 0.1775, back through tanh.
     assert line in " ".join(out.split())
-    row = ("| digits tabular benchmark, 125 architectures x 2 seeds, 3 epochs | 0.73 | 0.46 | 0.00 | -0.04 [-0.21, +0.14] "
-           "| not met |")
+    row = ("| digits tabular benchmark, 125 architectures x 2 seeds, 3 epochs | 0.73 | 0.46 | 0.00 "
+           "| -0.04 [-0.21, +0.14] | not met |")
     assert ("seed 0 (125 architectures): epoch 1 +0.14, epoch 2 +0.19; seed 1 (125 architectures): epoch 1 +0.24, "
             "epoch 2 +0.51") in " ".join(out.split())
     readme = " ".join((ROOT / "README.md").read_text().split())

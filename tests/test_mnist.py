@@ -87,3 +87,7 @@ def test_a_config_names_the_options_of_its_data_set(tmp_path):
         load_search_config(path)
     path.write_text("dataset: {name: cluttered-mnist, options: {clutter: 8}}\n")
     assert load_search_config(path).dataset.options == {"clutter": 8}
+    for given, shown in (("true", "True"), ('"8"', "'8'"), ("2.5", "2.5")):  # no coercion before the spec checks
+        path.write_text(f"dataset: {{name: cluttered-mnist, options: {{clutter: {given}}}}}\n")
+        with pytest.raises(InvalidInput, match=f"dataset option clutter must be a whole number >= 0, got {shown}"):
+            load_search_config(path)

@@ -190,8 +190,8 @@ def test_resume_after_the_driver_is_killed(tmp_path):
     # A report of the interrupted run works (as it does while a search runs).
     partial = json.loads((write_report(tmp_path / "tiny", tmp_path / "partial") / "summary.json").read_text())
     assert partial["trials"] == len(before) and partial["n_trials"] == 7 and partial["stopped"] is True
-    assert "**Incomplete**: the run has not finished its 7 trials (it stopped, or is still running), so the front and its hypervolume cover only " \
-           "the trials finished so far" in (tmp_path / "partial" / "pareto.md").read_text()
+    assert "**Incomplete**: the run has not finished its 7 trials (it stopped, or is still running), so the front " \
+           "and its hypervolume cover only the trials finished so far" in (tmp_path / "partial" / "pareto.md").read_text()
     resumed = subprocess.run([exe, "resume", str(tmp_path / "tiny"), "--reports-dir", str(tmp_path / "reports")],
                              capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr

@@ -1,5 +1,5 @@
-"""Every config in search_spaces/ and benchmarks/signal/ runs end to end through the real CLI, the way a user runs it: from a folder that
-is not the repository, on data the test writes there in the exact layout the config names (CIFAR python batch
+"""Every config in search_spaces/ and benchmarks/signal/ runs end to end through the real CLI, the way a user runs
+it: from a folder that is not the repository, on data the test writes there in the exact layout the config names (CIFAR python batch
 files, an ImageFolder tree with the config's class count, a state_dict file, the tabular benchmark's CSV), with
 only --set overrides of budget, size and resources. Trials run in Ray's own trial folders, so a path resolved
 anywhere but on the driver fails them."""

@@ -141,8 +141,9 @@ def _cmd_train(args) -> None:
         table.add_row(str(m.epoch), f"{m.train_loss:.4f}", f"{m.val_loss:.4f}", f"{m.top1:.2f}", f"{m.top5:.2f}",
                       f"{m.images_per_second:,.0f}")
     _console().print(table)
+    files = f"; files in {trained.out}" if trained.out else ""
     _console().print(f"{record['params']:,} params, {record['macs'] / 1e6:.2f}M MACs (paper convention), "
-                     f"{result.seconds:.1f} s on {result.device}" + (f"; files in {trained.out}" if trained.out else ""))
+                     f"{result.seconds:.1f} s on {result.device}{files}")
 
 
 def _available_benchmarks() -> list[str]:
@@ -312,7 +313,8 @@ def _add_train_command(sub) -> None:
     train.add_argument("--num-classes", type=_positive_int, help="check the dataset's class count (fake: set it)")
     train.add_argument("--small-input", action=argparse.BooleanOptionalAction, default=None,
                        help="early strides for small images (default: on when the input side <= 64)")
-    train.add_argument("--workers", type=_non_negative_int, help="DataLoader workers for imagefolder/fake (default min(8, CPUs))")
+    train.add_argument("--workers", type=_non_negative_int,
+                       help="DataLoader workers for imagefolder/fake (default min(8, CPUs))")
     train.add_argument("--train-limit", type=_positive_int,
                        help="train on N images, a fixed class-stratified subset (a proxy task)")
     train.add_argument("--pretrained", help="state_dict or checkpoint to load into matching layers")
@@ -339,7 +341,8 @@ def _add_search_commands(sub) -> None:
     resume = sub.add_parser("resume", help="continue an interrupted run")
     resume.add_argument("run_dir", help="the run directory, e.g. runs/quickstart")
     resume.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local instance)")
-    resume.add_argument("--reports-dir", default="reports", help="where the report goes when it ends (default reports/)")
+    resume.add_argument("--reports-dir", default="reports",
+                        help="where the report goes when it ends (default reports/)")
     resume.add_argument("--quiet", action="store_true", help="no live progress view")
     resume.add_argument("--retry-failed", action="store_true",
                         help="once a failure's cause is fixed: one more trial for every architecture whose trials all "

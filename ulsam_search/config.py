@@ -45,7 +45,9 @@ class DatasetConfig(_Strict):
     download: bool = False
     workers: int | None = Field(default=None, ge=0)
     train_limit: PositiveInt | None = None  # N training images, a fixed class-stratified subset: a proxy task
-    options: dict[str, int] = {}  # the data set's own options (cluttered-mnist: canvas, digit_size, clutter, ...)
+    # The data set's own options (cluttered-mnist: canvas, digit_size, ...), checked by its spec alone: no coercion
+    # here, so `clutter: true` or `"8"` is refused rather than read as 1 or 8.
+    options: dict[str, Any] = {}
 
     @model_validator(mode="after")
     def _known_options(self):

@@ -17,7 +17,8 @@ from .._registry import Registry
 from ..errors import InvalidInput
 
 DEFAULT_DATA_ROOT = "data"
-_BUILTIN_MODULES = (".memory", ".files", ".mnist")  # each registers its sets on import, in the order DATASETS lists them
+# Each registers its sets on import, in the order DATASETS lists them.
+_BUILTIN_MODULES = (".memory", ".files", ".mnist")
 
 
 def is_small_input(side: int) -> bool:

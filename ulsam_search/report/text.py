@@ -92,7 +92,8 @@ def summary(data: ReportData) -> dict:
         "best": _best(data),
         "knee": None if knee is None else {"number": int(knee["number"]), "arch": knee["arch"],
                                            **{o: float(knee[get_objective(o).column]) for o in objectives},
-                                           "method": "closest to the utopia point, each objective scaled to the front's range"},
+                                           "method": "closest to the utopia point, each objective scaled to the "
+                                                     "front's range"},
         "front_deltas": "single runs: one seed each, at the search's budget" + (
             "; see confirmed for means over new seeds" if data.confirmed else ""),
         "confirmed": confirmed_summary(data),
