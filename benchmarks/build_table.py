@@ -108,7 +108,7 @@ def assemble(rows: list[dict], latency: dict[str, float]) -> pd.DataFrame:
     return frame[list(TABLE_COLUMNS)].sort_values(["arch", "seed", "epoch"]).reset_index(drop=True)
 
 
-def main(argv: list[str]) -> None:
+def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="ulsam-search bench build-table", description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(ROOT / "search_spaces" / "tabular_digits.yaml"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
@@ -118,7 +118,22 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--limit", type=int, help="only the first N architectures of the grid")
     parser.add_argument("--retry-failed", action="store_true",
                         help="once a failure's cause is fixed: train again every architecture whose trial failed")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def print_summary(out: Path, table: pd.DataFrame, seconds: float) -> None:
+    final = table[table["epoch"] == table.groupby(["arch", "seed"])["epoch"].transform("max")]
+    Console().print(
+        f"{out}: {final['arch'].nunique()} architectures x {final['seed'].nunique()} seeds, "
+        f"{table['epoch'].max()} epochs "
+        f"each ({len(table)} rows); final top-1 {final['top1'].min():.1f}-{final['top1'].max():.1f}% (mean "
+        f"{final['top1'].mean():.2f}); latency {table['latency_ms'].min():.3g}-{table['latency_ms'].max():.3g} ms; "
+        f"built in {seconds:.0f} s")
+    Console().print(f"wrote {out}")
+
+
+def main(argv: list[str]) -> None:
+    args = parse_args(argv)
     console = Console(stderr=True)
     config = load_search_config(args.config)
     size = build_space(config).size
@@ -152,11 +167,4 @@ def main(argv: list[str]) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as temporary:
         table.to_csv(temporary, index=False, float_format="%.6g")
-    final = table[table["epoch"] == table.groupby(["arch", "seed"])["epoch"].transform("max")]
-    Console().print(
-        f"{out}: {final['arch'].nunique()} architectures x {final['seed'].nunique()} seeds, "
-        f"{table['epoch'].max()} epochs "
-        f"each ({len(table)} rows); final top-1 {final['top1'].min():.1f}-{final['top1'].max():.1f}% (mean "
-        f"{final['top1'].mean():.2f}); latency {table['latency_ms'].min():.3g}-{table['latency_ms'].max():.3g} ms; "
-        f"built in {time.perf_counter() - started:.0f} s")
-    Console().print(f"wrote {out}")
+    print_summary(out, table, time.perf_counter() - started)

@@ -38,14 +38,8 @@ def trial_results(trial_config: dict, job: TrialJob, *, node: str = "local",
 
     A failure is yielded as a last result with an ``error`` message rather than raised.
     """
-    import torch
-
     config = job.config
-    torch.set_num_threads(max(1, int(config.resources.cpu)))
-    device = "cuda" if use_gpu and torch.cuda.is_available() else "cpu"
-    if device == "cuda" and config.resources.gpu < 1:
-        # Ray shares the GPU but not its memory: cap each trial at its share, so one trial's OOM stays its own
-        torch.cuda.set_per_process_memory_fraction(config.resources.gpu)
+    device = _trial_device(config, use_gpu)
     started = time.perf_counter()
     seed = trial_config.get("seed", config.training.seed)  # an ablation's cells train once per seed
     base = {"arch": trial_config["arch"], "number": trial_config["number"], "node": node,
@@ -85,12 +79,31 @@ def trial_results(trial_config: dict, job: TrialJob, *, node: str = "local",
                 history.append(epoch_record(epoch))
             yield result(history=list(history))
     except Exception as error:  # recorded as FAILED with its message; the search goes on
-        message = f"{type(error).__name__}: {error}"
-        if isinstance(error, (torch.OutOfMemoryError, MemoryError)):
-            torch.cuda.empty_cache()  # the actor trains the next trial
-            message += (" (lower training.batch_size, or give each trial more memory: resources.gpu / resources.cpu; "
-                        "a trial sharing a GPU may use resources.gpu x its memory)")
-        yield result(history=history, error=message)
+        yield result(history=history, error=_failure_message(error))
+
+
+def _trial_device(config: SearchConfig, use_gpu: bool) -> str:
+    """The trial's device and thread count: its CPU share, and on a shared GPU its share of the memory."""
+    import torch
+
+    torch.set_num_threads(max(1, int(config.resources.cpu)))
+    device = "cuda" if use_gpu and torch.cuda.is_available() else "cpu"
+    if device == "cuda" and config.resources.gpu < 1:
+        # Ray shares the GPU but not its memory: cap each trial at its share, so one trial's OOM stays its own
+        torch.cuda.set_per_process_memory_fraction(config.resources.gpu)
+    return device
+
+
+def _failure_message(error: Exception) -> str:
+    """A failed trial's one-line message; out of memory also says what to change."""
+    import torch
+
+    message = f"{type(error).__name__}: {error}"
+    if isinstance(error, (torch.OutOfMemoryError, MemoryError)):
+        torch.cuda.empty_cache()  # the actor trains the next trial
+        message += (" (lower training.batch_size, or give each trial more memory: resources.gpu / resources.cpu; "
+                    "a trial sharing a GPU may use resources.gpu x its memory)")
+    return message
 
 
 def _check_paths_on_node(job: TrialJob, node: str) -> None:
