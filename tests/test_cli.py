@@ -129,6 +129,13 @@ def test_train_bad_input_writes_nothing(capsys, tmp_path):
         (["--workers", "-1"], "argument --workers: expected a non-negative integer, got '-1'"),
         (["--weight-decay", "nan"], "argument --weight-decay: expected a non-negative number, got 'nan'"),
         (["--amp", "fp16", "--device", "cpu"], "amp fp16 needs CUDA"),
+        (["--dataset-option", "canvas=40"], "unknown option 'canvas' for dataset digits; valid: none"),
+        (["--dataset", "cluttered-mnist", "--dataset-option", "pieces=2"],
+         "unknown option 'pieces' for dataset cluttered-mnist; valid: canvas, digit_size, clutter, piece_size"),
+        (["--dataset", "cluttered-mnist", "--dataset-option", "clutter=many"],
+         "argument --dataset-option: expected KEY=N with N a whole number, got 'clutter=many'"),
+        (["--dataset", "cluttered-mnist", "--dataset-option", "digit_size=40"],
+         "digit_size 40 and piece_size 6 must fit the canvas 32"),
     ]
     for extra, message in cases:
         code, stdout, err = run(capsys, "train", TINY_ARCH, "--epochs", "1", "--out", str(out), *extra)

@@ -91,3 +91,18 @@ def test_a_config_names_the_options_of_its_data_set(tmp_path):
         path.write_text(f"dataset: {{name: cluttered-mnist, options: {{clutter: {given}}}}}\n")
         with pytest.raises(InvalidInput, match=f"dataset option clutter must be a whole number >= 0, got {shown}"):
             load_search_config(path)
+
+
+def test_train_takes_the_cluttered_sets_options_from_the_command_line(tmp_path):
+    import json
+
+    from ulsam_search.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "mobilenet_v2@0.35", "--dataset", "cluttered-mnist", "--dataset-option", "canvas=40",
+                 "--dataset-option", "val_placements=1", "--train-limit", "64", "--epochs", "1", "--quiet",
+                 "--out", str(out)]) == 0
+    record = json.loads((out / "result.json").read_text())
+    assert record["input_size"] == 40 and record["small_input"] is True
+    facts = torch.load(out / "checkpoint.pt", weights_only=True)["run"]
+    assert facts["options"] == {"canvas": 40, "val_placements": 1}

@@ -64,6 +64,16 @@ def _number(cast: type, noun: str, *, allow_zero: bool):
 
 
 _positive_int = _number(int, "positive integer", allow_zero=False)
+
+
+def _dataset_option(text: str) -> tuple[str, int]:
+    """``--dataset-option clutter=8``: a name and a whole number (which names are valid, the dataset says)."""
+    key, _, value = text.partition("=")
+    try:
+        return key, int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected KEY=N with N a whole number, got '{text}'") from None
+
 _non_negative_int = _number(int, "non-negative integer", allow_zero=True)
 _positive_float = _number(float, "positive number", allow_zero=False)
 _non_negative_float = _number(float, "non-negative number", allow_zero=True)
@@ -126,6 +136,7 @@ def _cmd_variants(args) -> None:
 
 
 def _cmd_train(args) -> None:
+    args.dataset_options = dict(args.dataset_options)  # checked against the dataset's spec when it is described
     training = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
     request = TrainRequest(training=training, **{f.name: getattr(args, f.name) for f in fields(TrainRequest)
                                                  if f.name != "training"})
@@ -317,6 +328,8 @@ def _add_train_command(sub) -> None:
                        help="DataLoader workers for imagefolder/fake (default min(8, CPUs))")
     train.add_argument("--train-limit", type=_positive_int,
                        help="train on N images, a fixed class-stratified subset (a proxy task)")
+    train.add_argument("--dataset-option", action="append", default=[], type=_dataset_option, metavar="KEY=N",
+                       dest="dataset_options", help="the dataset's own option (repeatable): --dataset-option clutter=8")
     train.add_argument("--pretrained", help="state_dict or checkpoint to load into matching layers")
     train.add_argument("--resume", help="checkpoint (or --out folder) to continue; pass the same settings")
     train.add_argument("--out", help="folder for checkpoint.pt (every epoch) and result.json")

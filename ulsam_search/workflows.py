@@ -10,7 +10,7 @@ import json
 import os
 import sys
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ._io import absolute, atomic_path
@@ -185,6 +185,7 @@ class TrainRequest:
     small_input: bool | None = None
     workers: int | None = None
     train_limit: int | None = None
+    dataset_options: dict[str, int] = field(default_factory=dict)  # the set's own (cluttered-mnist: canvas, ...)
     pretrained: str | None = None
     resume: str | None = None
     out: str | None = None
@@ -247,13 +248,14 @@ def train_architecture(request: TrainRequest) -> Trained:
         _check_out_dir(out, resuming=resume_path is not None)
     root = str(data_root(request.data_root)) if request.dataset in DATASETS_ON_DISK else None
     info = dataset_info(request.dataset, root, input_size=request.input_size, num_classes=request.num_classes,
-                        download=request.download)
+                        download=request.download, options=request.dataset_options)
     small_input = info.small_input if request.small_input is None else request.small_input
-    facts = run_facts(request.dataset, root, request.train_limit, request.batch_size, info.input_size, small_input)
+    facts = run_facts(request.dataset, root, request.train_limit, request.batch_size, info.input_size, small_input,
+                      request.dataset_options)
     resume = _resume_state(resume_path, arch)
     data = load_data(request.dataset, root, batch_size=request.batch_size, input_size=request.input_size,
                      workers=request.workers, device=device, seed=config.seed, num_classes=request.num_classes,
-                     train_limit=request.train_limit)
+                     train_limit=request.train_limit, options=request.dataset_options)
     seed_everything(config.seed)
     model = build_model(arch, data.num_classes, small_input=small_input)
     pretrained = load_pretrained(model, pretrained_path) if pretrained_path else None

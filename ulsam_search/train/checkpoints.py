@@ -43,10 +43,12 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 
 
 def run_facts(dataset: str, data_root: str | None, train_limit: int | None, batch_size: int, input_size: int,
-              small_input: bool) -> dict:
-    """The data and model input a run trains on, saved with its checkpoints: a resume must not change them."""
-    return {"dataset": dataset, "data_root": data_root, "train_limit": train_limit, "batch_size": batch_size,
-            "input_size": input_size, "small_input": small_input}
+              small_input: bool, options: dict | None = None) -> dict:
+    """The data and model input a run trains on, saved with its checkpoints: a resume must not change them. The
+    dataset's options appear only when given, so checkpoints written before they existed still resume."""
+    facts = {"dataset": dataset, "data_root": data_root, "train_limit": train_limit, "batch_size": batch_size,
+             "input_size": input_size, "small_input": small_input}
+    return {**facts, "options": dict(options)} if options else facts
 
 
 def _load_tensors(path: str | os.PathLike, what: str):
