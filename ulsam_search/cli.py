@@ -64,6 +64,9 @@ def _number(cast: type, noun: str, *, allow_zero: bool):
 
 
 _positive_int = _number(int, "positive integer", allow_zero=False)
+_non_negative_int = _number(int, "non-negative integer", allow_zero=True)
+_positive_float = _number(float, "positive number", allow_zero=False)
+_non_negative_float = _number(float, "non-negative number", allow_zero=True)
 
 
 def _dataset_option(text: str) -> tuple[str, int]:
@@ -73,10 +76,6 @@ def _dataset_option(text: str) -> tuple[str, int]:
         return key, int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected KEY=N with N a whole number, got '{text}'") from None
-
-_non_negative_int = _number(int, "non-negative integer", allow_zero=True)
-_positive_float = _number(float, "positive number", allow_zero=False)
-_non_negative_float = _number(float, "non-negative number", allow_zero=True)
 
 
 def _add_cost_options(parser: argparse.ArgumentParser) -> None:

@@ -10,8 +10,8 @@ A claim is judged once, on its comparisons pooled: per seed, the mean difference
 every cell of the claim finished), then Student's t 95% CI over those seeds. Reproduced: the CI lies above 0
 (``subspaces``) or above ``-MARGIN`` (``replace``); contradicted: it lies below 0 (``subspaces``) or below
 ``-MARGIN`` (``replace``: a loss larger than the margin, shown at 95%); otherwise inconclusive. One test per claim,
-so no correction for multiplicity; the rows of single comparisons beside it are descriptive. A study without the cells a claim
-needs does not test it.
+so no correction for multiplicity; the rows of single comparisons beside it are descriptive. A study without the
+cells a claim needs does not test it.
 """
 
 from __future__ import annotations
