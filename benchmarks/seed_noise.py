@@ -37,7 +37,7 @@ from ulsam_search.ablation.claims import interval
 from ulsam_search.ablation.stats import compare_with_baseline
 from ulsam_search._io import read_csv
 from ulsam_search.errors import InvalidInput
-from ulsam_search.search.backends.table import read_table
+from ulsam_search.search.backends.table import check_table
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = ROOT / "benchmarks" / "data"
@@ -55,7 +55,7 @@ def read_study(path: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     table = read_csv(path, f"{path}: not a trials table or a tabular benchmark", dtype={"arch": str, "status": str})
     epochs = None
     if "status" not in table.columns and "epoch" in table.columns:
-        benchmark = read_table(path)  # its checks: columns, values, one row per (arch, seed, epoch)
+        benchmark = check_table(table, path)  # its checks: columns, values, one row per (arch, seed, epoch)
         epochs = benchmark.frame[benchmark.frame["epoch"] <= benchmark.epochs]
         table = epochs[epochs["epoch"] == benchmark.epochs].assign(status="COMPLETE")
     missing = [c for c in ("arch", "seed", "top1", "top5", "status") if c not in table.columns]

@@ -70,7 +70,12 @@ def read_table(path: str | os.PathLike) -> Table:
     path = Path(path)
     if not path.is_file():
         raise InvalidInput(f"backend.table: {path} does not exist; build one with `ulsam-search bench build-table`")
-    frame = read_csv(path, f"backend.table: {path} is not a tabular benchmark")
+    return check_table(read_csv(path, f"backend.table: {path} is not a tabular benchmark"), path)
+
+
+def check_table(frame: pd.DataFrame, path: Path) -> Table:
+    """``read_table``'s checks of a table already read from ``path`` (``bench seed-noise`` reads either a trials
+    table or a tabular benchmark, and tells which by the columns)."""
     missing = [c for c in TABLE_COLUMNS if c not in frame.columns]
     if missing or frame.empty:
         raise InvalidInput(f"backend.table: {path} is not a tabular benchmark (missing columns: "
