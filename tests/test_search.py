@@ -97,6 +97,9 @@ def test_local_search_statuses_duplicates_and_study_agree(local_ray, tmp_path):
         original = table.loc[int(row.duplicate_of)]
         assert (row.arch, row.status) == (original.arch, original.status)
         assert pd.isna(row.top1) and pd.isna(original.top1) or row.top1 == original.top1
+    raw = pd.read_csv(run_dir / "trials.csv", dtype=str)  # whole numbers written as such beside missing values
+    assert raw.loc[duplicates.index, "duplicate_of"].str.fullmatch(r"\d+").all(), raw["duplicate_of"]
+    assert raw["macs"].str.fullmatch(r"\d+").all() and raw["retry_of"].isna().all()
     assert (table["block_8"] == table["arch"].map(lambda a: a.split(":8")[1] if ":8" in a else "none")).all()
 
     assert_study_matches_table(_study(run_dir), pd.read_csv(run_dir / "trials.csv"))

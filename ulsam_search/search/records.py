@@ -141,10 +141,15 @@ def trials_table(study, block_columns: Sequence[str]) -> pd.DataFrame:
     return frame.sort_values("number", kind="stable").reset_index(drop=True)
 
 
+# The whole-number columns of trials.csv: a column with a missing value would otherwise be written as floats.
+INTEGER_COLUMNS = ("number", *(f.name for f in dataclasses.fields(TrialRecord) if f.type == "int | None" and f.name in COLUMNS))
+
+
 def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write ``frame`` as CSV atomically: readers see the old table or the new one, never half of one."""
+    whole = {column: "Int64" for column in INTEGER_COLUMNS if column in frame.columns}  # "3", not "3.0" beside NaN
     with atomic_path(path) as temporary:
-        frame.to_csv(temporary, index=False)
+        frame.astype(whole).to_csv(temporary, index=False)
 
 
 def pareto_mask(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
