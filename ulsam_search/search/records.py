@@ -142,7 +142,8 @@ def trials_table(study, block_columns: Sequence[str]) -> pd.DataFrame:
 
 
 # The whole-number columns of trials.csv: a column with a missing value would otherwise be written as floats.
-INTEGER_COLUMNS = ("number", *(f.name for f in dataclasses.fields(TrialRecord) if f.type == "int | None" and f.name in COLUMNS))
+INTEGER_COLUMNS = ("number", *(f.name for f in dataclasses.fields(TrialRecord)
+                               if f.type == "int | None" and f.name in COLUMNS))
 
 
 def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> None:
