@@ -209,18 +209,22 @@ def _rows(section: str) -> dict[str, list[tuple[float, float]]]:
     return rows
 
 
+def _hashes(folder: Path) -> dict[str, str]:
+    """Every file under folder (sub-folders too) -> its sha256."""
+    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
 @pytest.mark.slow
 def test_the_sampler_benchmark_runs_on_a_slice_of_the_shipped_table():
     shipped = ROOT / "benchmarks" / "data" / "tabular_digits.csv"
     table = read_table(shipped)
     assert len(table.archs) == 125 and table.seeds == (0, 1) and table.epochs == 3
-    committed = {path.name: hashlib.sha256(path.read_bytes()).hexdigest()
-                 for path in sorted((ROOT / "benchmarks" / "data").iterdir())}
+    committed = _hashes(ROOT / "benchmarks" / "data")
     result = subprocess.run([str(Path(sys.executable).parent / "ulsam-search"), "bench", "samplers", "--quick"],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    assert committed == {path.name: hashlib.sha256(path.read_bytes()).hexdigest()
-                         for path in sorted((ROOT / "benchmarks" / "data").iterdir())}  # not a byte changed
+    assert committed == _hashes(ROOT / "benchmarks" / "data")  # not a byte changed, nor a file added
     out = Path(re.search(r"\(folder (.+)\)\s*$", result.stdout).group(1))
     try:
         assert out.name.startswith("ulsam-bench-samplers-") and out.parent == Path(tempfile.gettempdir())
