@@ -80,7 +80,7 @@ def make_run(root: Path, rows=None, objectives=("top1", "macs")) -> Path:
         _row(2, "mobilenet_v2@0.35:12+4", "COMPLETE", 93.0, macs=1100, params=101),  # on the front
         _row(3, "mobilenet_v2@0.35:15=4", "COMPLETE", 89.0, macs=950, params=96),  # dominated by 1
         _row(4, "mobilenet_v2@0.35:12=4,15=4", "COMPLETE", 85.0, macs=850, params=91),  # on the front
-        _row(5, "mobilenet_v2@0.35:15+1", "PRUNED", 60.0, epochs_done=1),
+        _row(5, "mobilenet_v2@0.35:15+1", "PRUNED", 60.0, epochs_done=1, resumed_from_epoch=1),
         _row(6, "mobilenet_v2@0.35:12=1", "FAILED", error="RuntimeError: boom"),
         _row(7, "mobilenet_v2@0.35:12+1,15+4", "INFEASIBLE", macs=1300, error="MACs 1,300 > max_macs 1,200"),
     ]
@@ -96,6 +96,9 @@ def test_report_files_front_deltas_and_hypervolume(tmp_path):
         "parallel_choices.png", "placement_heatmap.png", "top1_vs_macs.png", "top1_vs_params.png"])
     front = pd.read_csv(out / "pareto.csv")
     assert front["number"].tolist() == [4, 1, 2]  # sorted by MACs; the baseline and trial 3 are dominated
+    raw = pd.read_csv(out / "trials.csv", dtype=str).set_index("number")  # whole numbers stay whole beside blanks
+    assert raw["resumed_from_epoch"].fillna("").tolist() == ["", "", "", "", "", "1", "", ""]
+    assert raw["macs"].str.fullmatch(r"\d+").all()
     assert front["d_top1"].tolist() == pytest.approx([-5.0, 1.0, 3.0])
     assert front["d_macs_pct"].tolist() == pytest.approx([-15.0, -10.0, 10.0])
     assert front["paper_variant"].fillna("").tolist() == ["paper-mv2-c/4 @0.35", "paper-mv2-a/4 @0.35", ""]

@@ -10,6 +10,7 @@ from pathlib import Path
 from .._io import exchange, fsync_path, remove_leftovers, temporary_name
 from ..errors import InvalidInput
 from ..ablation.claims import claims_frame
+from ..search.records import whole_numbers
 from .collect import ReportData, collect
 from .html import write_html
 from .plots import prepare, write_pngs
@@ -40,8 +41,8 @@ def _write_files(data: ReportData, folder: Path) -> None:
     """trials.csv, pareto.csv/.md, summary.json, the PNGs, a study's ablation.csv/.md (and claims.csv when its cells
     test the paper's claims), and index.html."""
     info = summary(data)
-    data.table.to_csv(folder / "trials.csv", index=False)
-    data.front[front_columns(data)].to_csv(folder / "pareto.csv", index=False)
+    whole_numbers(data.table).to_csv(folder / "trials.csv", index=False)
+    whole_numbers(data.front[front_columns(data)]).to_csv(folder / "pareto.csv", index=False)
     (folder / "pareto.md").write_text(pareto_markdown(data, info))
     (folder / "summary.json").write_text(json.dumps(info, indent=2) + "\n")
     drawn = prepare(data)

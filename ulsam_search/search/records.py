@@ -146,11 +146,15 @@ INTEGER_COLUMNS = ("number", *(f.name for f in dataclasses.fields(TrialRecord)
                                if f.type == "int | None" and f.name in COLUMNS))
 
 
+def whole_numbers(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its INTEGER_COLUMNS as nullable integers, so a CSV says "3", not "3.0", beside a blank."""
+    return frame.astype({column: "Int64" for column in INTEGER_COLUMNS if column in frame.columns})
+
+
 def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write ``frame`` as CSV atomically: readers see the old table or the new one, never half of one."""
-    whole = {column: "Int64" for column in INTEGER_COLUMNS if column in frame.columns}  # "3", not "3.0" beside NaN
     with atomic_path(path) as temporary:
-        frame.astype(whole).to_csv(temporary, index=False)
+        whole_numbers(frame).to_csv(temporary, index=False)
 
 
 def pareto_mask(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
