@@ -93,7 +93,7 @@ def test_a_config_names_the_options_of_its_data_set(tmp_path):
             load_search_config(path)
 
 
-def test_train_takes_the_cluttered_sets_options_from_the_command_line(tmp_path):
+def test_train_takes_the_cluttered_sets_options_from_the_command_line(tmp_path, capsys):
     import json
 
     from ulsam_search.cli import main
@@ -105,4 +105,12 @@ def test_train_takes_the_cluttered_sets_options_from_the_command_line(tmp_path):
     record = json.loads((out / "result.json").read_text())
     assert record["input_size"] == 40 and record["small_input"] is True
     facts = torch.load(out / "checkpoint.pt", weights_only=True)["run"]
-    assert facts["options"] == {"canvas": 40, "val_placements": 1}
+    # every option, defaults filled in: a resume that spells a default out is the same run
+    assert facts["options"] == {"canvas": 40, "digit_size": 20, "clutter": 4, "piece_size": 6, "val_placements": 1}
+    same = ["train", "mobilenet_v2@0.35", "--dataset", "cluttered-mnist", "--dataset-option", "canvas=40",
+            "--dataset-option", "val_placements=1", "--train-limit", "64", "--epochs", "1", "--quiet", "--resume",
+            str(out), "--dataset-option"]
+    assert main([*same, "clutter=4"]) == 0  # the default spelled out: the same run
+    capsys.readouterr()
+    assert main([*same, "clutter=5"]) == 2
+    assert "cannot resume: the checkpoint was trained with options={" in capsys.readouterr().err

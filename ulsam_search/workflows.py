@@ -251,7 +251,7 @@ def train_architecture(request: TrainRequest) -> Trained:
                         download=request.download, options=request.dataset_options)
     small_input = info.small_input if request.small_input is None else request.small_input
     facts = run_facts(request.dataset, root, request.train_limit, request.batch_size, info.input_size, small_input,
-                      request.dataset_options)
+                      info.options)  # defaults filled: spelling a default out on resume changes nothing
     resume = _resume_state(resume_path, arch)
     data = load_data(request.dataset, root, batch_size=request.batch_size, input_size=request.input_size,
                      workers=request.workers, device=device, seed=config.seed, num_classes=request.num_classes,
