@@ -79,6 +79,7 @@ from ulsam_search.search.rundir import RunFacts
 from ulsam_search.search.objectives import get_objective
 from ulsam_search.search.records import eligible, pareto_set
 from ulsam_search.search.runner import prepare_run, run_search
+from ulsam_search.search.samplers import list_samplers
 from ulsam_search.search.backends.table import read_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -318,8 +319,18 @@ def config_table(config: SearchConfig) -> Path:
 
 
 def check_plan(args: argparse.Namespace, base: SearchConfig, table) -> None:
-    """Bad input before Ray starts: a config trained for another budget than the table's, grace periods outside
-    1..budget, table seeds the table does not hold."""
+    """Bad input before Ray starts: unknown samplers, no seeds, budgets outside (0, 100]%, a config trained for
+    another budget than the table's, grace periods outside 1..budget, table seeds the table does not hold."""
+    unknown = [name for name in args.samplers if name not in list_samplers()]
+    if unknown:
+        raise InvalidInput(f"bench samplers: --samplers {' '.join(unknown)}: unknown; valid: "
+                           f"{', '.join(list_samplers())}")
+    if args.seeds < 1:
+        raise InvalidInput(f"bench samplers: --seeds {args.seeds}: needs at least 1 sampler seed")
+    outside = [b for b in args.budgets if not 0 < b <= 100]
+    if outside:
+        raise InvalidInput(f"bench samplers: --budgets {' '.join(f'{b:g}' for b in outside)}: a budget is a "
+                           "percentage of the space in (0, 100]")
     epochs = base.training.epochs
     if epochs != table.epochs:
         raise InvalidInput(f"bench samplers: {Path(table.source).name} holds {table.epochs} epochs per trial, config "

@@ -62,6 +62,8 @@ def read_study(path: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     if missing:
         raise InvalidInput(f"{path}: not a trials table (missing columns: {', '.join(missing)})")
     trials = table[table["status"] == "COMPLETE"][["arch", "seed", "top1", "top5"]]
+    if trials.empty:
+        raise InvalidInput(f"{path}: no COMPLETE trial, so nothing to compare")
     return trials.drop_duplicates(["arch", "seed"]), epochs
 
 
@@ -107,10 +109,11 @@ def spearman_interval(r: float, n: int) -> tuple[float, float]:
     return math.tanh(math.atanh(r) - half), math.tanh(math.atanh(r) + half)
 
 
-def goal_verdict(low: float, high: float) -> str:
+def goal_verdict(low: float, high: float, archs: int) -> str:
     """Met only when the whole CI clears the goal: a point estimate above it with a wide CI is not a finding."""
     if math.isnan(low):
-        return "unclear (too few architectures for a CI)"
+        return "unclear (too few architectures for a CI)" if archs < 4 else \
+            "unclear (no CI: r = ±1, or a seed on which every architecture ties)"
     return "met" if low >= GOAL else "not met" if high < GOAL else "unclear (the CI spans it)"
 
 
@@ -159,7 +162,7 @@ def print_study(console: Console, path: Path) -> None:
                       f"{figures['seed_std']:.2f} points, between-architecture std {figures['between_std']:.2f} "
                       f"(beyond noise {figures['signal_std']:.2f}); seed-to-seed Spearman {pairs} (mean, "
                       f"95% CI: {escape(interval(figures['spearman_mean'], *ci))}); "
-                      f"goal r >= {GOAL}: {goal_verdict(*ci)}")
+                      f"goal r >= {GOAL}: {goal_verdict(*ci, figures['archs'])}")
     if epochs is not None:
         fidelity = rung_fidelity(epochs)
         last = int(epochs["epoch"].max())

@@ -99,21 +99,46 @@ def test_bench_seed_noise_matches_a_hand_computation(capsys, tmp_path):
     assert "mobilenet_v2@0.35 (baseline)" in out and "+3.00 [+3.00, +3.00]" in out
 
 
-def test_bench_seed_noise_calls_the_goal_met_only_when_the_whole_ci_clears_it(capsys, tmp_path):
-    # 20 architectures; seed 1 swaps four disjoint pairs five ranks apart ({0, 5}, {1, 6}, {2, 7}, {3, 8}): the sum of
-    # squared rank differences is 8 * 25 = 200, Spearman 1 - 6 * 200 / (20 * 399) = 0.8496. Fisher's z 1.2548 -+ 1.96
-    # sqrt((1 + 0.8496^2 / 2) / 17) = 1.2548 -+ 0.5546: the CI is tanh of that, [0.6045, 0.9478], all above 0.6.
-    archs = ["mobilenet_v2@0.35"] + [f"mobilenet_v2@0.35:{block}+4" for block in range(1, 20)]
-    seed1 = list(range(80, 100))
-    for a, b in ((0, 5), (1, 6), (2, 7), (3, 8)):
-        seed1[a], seed1[b] = seed1[b], seed1[a]
+def _ranked_study(path: Path, seed1: list[float]) -> Path:
+    """A study of len(seed1) architectures x 2 seeds: seed 0 gives architecture i top-1 80 + i, seed 1 seed1[i]."""
+    archs = ["mobilenet_v2@0.35"] + [f"mobilenet_v2@0.35:{block}+4" for block in range(1, len(seed1))]
     rows = ["number,arch,seed,top1,top5,status"] + [
         f"{2 * i + seed},{arch},{seed},{top1},99,COMPLETE" for i, arch in enumerate(archs)
         for seed, top1 in ((0, 80 + i), (1, seed1[i]))]
-    (tmp_path / "ranked_trials.csv").write_text("\n".join(rows) + "\n")
-    _, out = bench(capsys, "seed-noise", str(tmp_path / "ranked_trials.csv"))
-    met = "seed-to-seed Spearman +0.85 (mean, 95% CI: +0.85 [+0.60, +0.95]); goal r >= 0.6: met"
-    assert met in " ".join(out.split())
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def _swapped(pairs) -> list[float]:
+    ranks = list(range(80, 100))
+    for a, b in pairs:
+        ranks[a], ranks[b] = ranks[b], ranks[a]
+    return ranks
+
+
+@pytest.mark.parametrize("seed1, verdict", [
+    # Seed 1 swaps four disjoint pairs five ranks apart ({0, 5}, ..., {3, 8}): the sum of squared rank differences is
+    # 8 * 25 = 200, Spearman 1 - 6 * 200 / (20 * 399) = 0.8496. Fisher's z 1.2548 -+ 1.96 sqrt((1 + 0.8496^2 / 2) /
+    # 17) = 1.2548 -+ 0.5546: the CI is tanh of that, [0.6045, 0.9478], all above 0.6.
+    (_swapped([(0, 5), (1, 6), (2, 7), (3, 8)]), "+0.85 (mean, 95% CI: +0.85 [+0.60, +0.95]); goal r >= 0.6: met"),
+    # Eight such swaps: 1 - 6 * 400 / 7980 = 0.6992, z 0.8652 -+ 1.96 sqrt((1 + 0.6992^2 / 2) / 17) = 0.8652 -+ 0.5303,
+    # CI [0.3235, 0.8845]: it spans 0.6.
+    (_swapped([(0, 5), (1, 6), (2, 7), (3, 8), (10, 15), (11, 16), (12, 17), (13, 18)]),
+     "+0.70 (mean, 95% CI: +0.70 [+0.32, +0.88]); goal r >= 0.6: unclear (the CI spans it)"),
+    # Seed 1 reversed: Spearman -1, where Fisher's z has no finite error.
+    (list(range(99, 79, -1)), "-1.00 (mean, 95% CI: -1.00 [no CI]); goal r >= 0.6: unclear (no CI: r = ±1, or a "
+                              "seed on which every architecture ties)"),
+], ids=["met", "ci-spans-the-goal", "no-ci"])
+def test_bench_seed_noise_calls_the_goal_met_only_when_the_whole_ci_clears_it(capsys, tmp_path, seed1, verdict):
+    _, out = bench(capsys, "seed-noise", str(_ranked_study(tmp_path / "ranked_trials.csv", seed1)))
+    assert f"seed-to-seed Spearman {verdict}" in " ".join(out.split())
+
+
+def test_bench_seed_noise_refuses_a_study_without_a_complete_trial(capsys, tmp_path):
+    study = _ranked_study(tmp_path / "failed_trials.csv", list(range(80, 100)))
+    study.write_text(study.read_text().replace("COMPLETE", "FAILED"))
+    assert main(["bench", "seed-noise", str(study)]) == 2
+    assert capsys.readouterr().err == f"error: {study}: no COMPLETE trial, so nothing to compare\n"
 
 
 def test_bench_seed_noise_refuses_a_file_that_is_not_a_table(capsys, tmp_path):

@@ -127,6 +127,7 @@ def test_train_bad_input_writes_nothing(capsys, tmp_path):
         (["--device", "cuda"] if not __import__("torch").cuda.is_available() else ["--device", "tpu"], "cuda"),
         (["--lr", "0"], "argument --lr: expected a positive number, got '0'"),
         (["--workers", "-1"], "argument --workers: expected a non-negative integer, got '-1'"),
+        (["--seed", "-1"], "argument --seed: expected a non-negative integer, got '-1'"),
         (["--weight-decay", "nan"], "argument --weight-decay: expected a non-negative number, got 'nan'"),
         (["--amp", "fp16", "--device", "cpu"], "amp fp16 needs CUDA"),
         (["--dataset-option", "canvas=40"], "unknown option 'canvas' for dataset digits; valid: none"),

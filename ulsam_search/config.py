@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, field_validator, \
-    model_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, ValidationError, \
+    field_validator, model_validator
 
 from ._io import absolute
 from .data.registry import data_root, get_dataset, list_datasets
@@ -76,7 +76,7 @@ class TrainingConfig(_Strict):
     grad_clip: PositiveFloat | None = None
     amp: Literal[AMP_MODES] = "auto"
     channels_last: bool = True
-    seed: int = 0
+    seed: NonNegativeInt = 0  # numpy's generators (cluttered-mnist's canvases, NSGA-II) refuse negative seeds
     pretrained: str | None = None  # a state_dict loaded into every layer that matches (e.g. torchvision's)
 
     def train_config(self, device: str = "auto") -> TrainConfig:
@@ -119,7 +119,7 @@ class StudyConfig(_Strict):
     groups: tuple[PositiveInt, ...] = (1, 2, 4, 8, 16)  # placement: exactly one; subspaces, grid: the columns
     # subspaces: ARCH strings or paper variants whose g varies (e.g. paper-mv2-c); archs: the ARCHs as given
     archs: tuple[str, ...] = ()
-    seeds: PositiveInt | tuple[int, ...] = 3  # a count (seeds 0..n-1) or the seeds themselves, the same per cell
+    seeds: PositiveInt | tuple[NonNegativeInt, ...] = 3  # a count (seeds 0..n-1) or the seeds themselves, the same per cell
     paper_reference: Literal[PAPER_TABLES] | None = None  # show the paper's numbers from this data set's table
 
     @field_validator("groups", "ops", "blocks")
@@ -181,7 +181,7 @@ class LatencyConfig(_Strict):
 
 class SamplerConfig(_Strict):
     name: Literal[list_samplers()] = "nsga2"
-    seed: int = 0
+    seed: NonNegativeInt = 0
     options: dict[str, Any] = Field(default_factory=dict)
 
 
