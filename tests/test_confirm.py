@@ -150,6 +150,16 @@ def test_confirm_finds_the_planted_better_worse_and_equal_members(tmp_path):
     assert "was started with 3 members" in changed.stderr and len(changed.stderr.strip().splitlines()) == 1
     assert {p: p.stat().st_mtime_ns for p in run.rglob("*")} == before
 
+    # A member leaves the search's front (dominated by the baseline now): the stage goes on and names it.
+    assert "note:" not in again.stderr
+    trials = pd.read_csv(run / "trials.csv")
+    trials.loc[trials["arch"] == f"{B}:8+1", "top1"] = 0.0
+    trials.to_csv(run / "trials.csv", index=False)
+    moved = subprocess.run([EXE, "confirm", "runs/ct", "--quiet"], cwd=tmp_path, capture_output=True, text=True)
+    assert moved.returncode == 0, moved.stderr[-3000:]
+    assert f"note: {B}:8+1 left the search's front since the confirm stage started" in moved.stderr
+    assert pd.read_csv(run / "confirm" / "trials.csv").equals(trained)  # nothing retrained
+
 
 @pytest.mark.slow
 def test_a_confirm_killed_midway_resumes_every_arch_and_seed_exactly_once(tmp_path):

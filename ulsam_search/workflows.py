@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ._io import absolute, atomic_path
 from .ablation import ablation_config, build_cell_space
-from .ablation.confirm import (CONFIRM_DIR, Confirmation, confirm_config, confirm_rows, confirmable, describe,
+from .ablation.confirm import (CONFIRM_DIR, Confirmation, confirm_config, confirm_rows, describe,
                                read_confirmation, select_members, write_confirm_csv)
 from .config import SearchConfig, apply_settings, confirm_settings, load_search_config, validate_config
 from .cost import count_cost
@@ -69,12 +69,11 @@ def confirm_run(run_dir: str | os.PathLike, changes: dict | None = None, *, over
     front = pareto_set(table, config.objectives)
     if frozen.is_file() and not changes and not overrides:
         confirm = load_search_config(frozen)  # continue it as it started
-        fresh = select_members(front, config.objectives, facts.baseline_arch, settings.top, settings.select) \
-            if confirmable(front, facts.baseline_arch) else list(confirm.study.archs)
-        if fresh != list(confirm.study.archs):
-            print(f"note: the front has changed since the confirm stage started; it goes on with its members "
-                  f"({', '.join(confirm.study.archs)}); remove {frozen.parent} to confirm the new front",
-                  file=sys.stderr)
+        left = [arch for arch in confirm.study.archs if arch != facts.baseline_arch and arch not in set(front["arch"])]
+        if left:  # the stage's top/select are not frozen, so only members that left the front are certain news
+            print(f"note: {', '.join(left)} left the search's front since the confirm stage started; it goes on "
+                  f"with its members ({', '.join(confirm.study.archs)}); remove {frozen.parent} to confirm the new "
+                  "front", file=sys.stderr)
     else:
         confirm = confirm_config(config, select_members(front, config.objectives, facts.baseline_arch, settings.top,
                                                         settings.select), settings)
