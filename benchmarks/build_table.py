@@ -36,7 +36,7 @@ from ulsam_search.search.records import COMPLETE, TrialRecord, interrupted, jour
 from ulsam_search.search.rundir import STUDY_NAME, RunFacts
 from ulsam_search.search.runner import run_search
 from ulsam_search.search.space import build_space
-from ulsam_search.search.backends.table import TABLE_COLUMNS
+from ulsam_search.search.backends.table import TABLE_COLUMNS, read_table
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -140,7 +140,7 @@ def main(argv: list[str]) -> None:
     n_trials = min(size, args.limit or size)
     started = time.perf_counter()
     out = Path(args.out) if args.out else None  # default: a new temporary folder, made once the table is written
-    built = pd.read_csv(out) if out and out.exists() else pd.DataFrame(columns=TABLE_COLUMNS)
+    built = read_table(out).frame if out and out.exists() else pd.DataFrame(columns=TABLE_COLUMNS)  # checked
     rows = built[~built["seed"].isin(args.seeds)].drop(columns="latency_ms").to_dict("records")  # other seeds stay
     timed, facts = dict(zip(built["arch"], built["latency_ms"])), None
     for seed in args.seeds:

@@ -14,11 +14,13 @@ import shutil
 import sys
 from pathlib import Path
 
+RUN_FILES = ("config.yaml", "run.json", "optuna.log")
+
 
 def snapshot(run_dir: Path, dest: Path) -> int:
     """Write the snapshot; returns the number of journal lines kept."""
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ("config.yaml", "run.json"):
+    for name in RUN_FILES[:2]:
         shutil.copyfile(run_dir / name, dest / name)
     journal = (run_dir / "optuna.log").read_bytes()
     kept = journal[: journal.rfind(b"\n") + 1]
@@ -27,8 +29,8 @@ def snapshot(run_dir: Path, dest: Path) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or not (Path(sys.argv[1]) / "optuna.log").is_file():
-        print("error: usage: python scripts/snapshot_build.py RUN_DIR DEST (RUN_DIR: a run directory with optuna.log)",
-              file=sys.stderr)
+    if len(sys.argv) != 3 or not all((Path(sys.argv[1]) / name).is_file() for name in RUN_FILES):
+        print("error: usage: python scripts/snapshot_build.py RUN_DIR DEST (RUN_DIR: a run directory with "
+              f"{', '.join(RUN_FILES)})", file=sys.stderr)
         sys.exit(2)
     print(f"{snapshot(Path(sys.argv[1]), Path(sys.argv[2]))} journal lines -> {sys.argv[2]}")
