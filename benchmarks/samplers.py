@@ -228,12 +228,15 @@ def spread(epochs: list[float]) -> str:
 
 
 def saved(fifo: list[float], early: list[float]) -> str:
-    """FIFO's median over mo-asha's, flagged when the two ranges overlap (then the saving is within the spread of
-    the searches)."""
-    ratio = float(np.median(fifo)) / float(np.median(early))
-    if not math.isfinite(ratio) or ratio == 0:
-        return "-"
-    return f"{ratio:.2f}x" + (" (ranges overlap)" if max(early) >= min(fifo) else "")
+    """FIFO's median over mo-asha's, flagged when the two ranges overlap (then the saving, or the loss, is within
+    the spread of the searches)."""
+    fifo_median, early_median = float(np.median(fifo)), float(np.median(early))
+    if not math.isfinite(early_median):
+        return "-"  # the row says "not reached" already
+    if not math.isfinite(fifo_median):
+        return "only mo-asha reaches it"
+    overlap = min(early) <= max(fifo) and min(fifo) <= max(early)
+    return f"{fifo_median / early_median:.2f}x" + (" (ranges overlap)" if overlap else "")
 
 
 def schedule(grace_period: float | None) -> str:
