@@ -43,6 +43,19 @@ def test_clutter_places_the_whole_digit_and_only_pieces_of_others():
                         piece_size=6)
     covered = (cluttered == 50).sum(axis=(1, 2))  # three 6x6 pieces, overlapping or not
     assert set(np.unique(cluttered)) <= {0, 50} and ((covered >= 36) & (covered <= 108)).all()
+    whole = np.full((2, 28, 28), 200, dtype=np.uint8)  # a constant image stays constant when scaled
+    scaled = clutter(whole, whole, rng, canvas=32, digit_size=20, clutter=0, piece_size=6)
+    for canvas in scaled:
+        rows, cols = np.flatnonzero(canvas.any(axis=1)), np.flatnonzero(canvas.any(axis=0))
+        assert (len(rows), len(cols)) == (20, 20) and (canvas[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] == 200).all()
+        assert canvas.sum() == 200 * 20 * 20
+
+
+def test_the_cluttered_validation_set_is_normalised_by_its_constants():
+    """CLUTTERED_MEAN/STD were measured on the default validation set: normalised, it has mean 0 and std 1."""
+    images, _ = _all(load_data("cluttered-mnist", batch_size=2500, seed=0).val)
+    assert images.shape == (10_000, 3, 32, 32)
+    assert abs(images.mean().item()) < 0.02 and abs(images.std().item() - 1) < 0.02
 
 
 def test_cluttered_training_images_are_new_each_epoch_and_the_same_on_a_resume():
