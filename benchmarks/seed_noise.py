@@ -35,7 +35,7 @@ from rich.table import Table
 
 from ulsam_search.ablation.claims import interval
 from ulsam_search.ablation.stats import compare_with_baseline
-from ulsam_search._io import read_csv
+from ulsam_search._io import read_csv, require_columns
 from ulsam_search.errors import InvalidInput
 from ulsam_search.search.backends.table import check_table
 
@@ -58,9 +58,7 @@ def read_study(path: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
         benchmark = check_table(table, path)  # its checks: columns, values, one row per (arch, seed, epoch)
         epochs = benchmark.frame[benchmark.frame["epoch"] <= benchmark.epochs]
         table = epochs[epochs["epoch"] == benchmark.epochs].assign(status="COMPLETE")
-    missing = [c for c in ("arch", "seed", "top1", "top5", "status") if c not in table.columns]
-    if missing:
-        raise InvalidInput(f"{path}: not a trials table (missing columns: {', '.join(missing)})")
+    require_columns(table, ("arch", "seed", "top1", "top5", "status"), f"{path}: not a trials table")
     trials = table[table["status"] == "COMPLETE"][["arch", "seed", "top1", "top5"]]
     if trials.empty:
         raise InvalidInput(f"{path}: no COMPLETE trial, so nothing to compare")

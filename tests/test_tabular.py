@@ -74,6 +74,7 @@ def test_the_table_backend_reproduces_the_table_exactly(tmp_path):
      "is not a tabular benchmark (missing columns: latency_ms)"),
     (lambda path: pd.read_csv(path).assign(top1="n/a").to_csv(path, index=False), "missing or non-numeric values"),
     (lambda path: path.write_text(""), "is not a tabular benchmark"),
+    (lambda path: path.write_text(path.read_text().splitlines()[0] + "\n"), "is not a tabular benchmark (no rows)"),
     (lambda path: pd.concat([pd.read_csv(path)] * 2).to_csv(path, index=False), "has 30 repeated (arch, seed, epoch) "
                                                                                  "row(s), the first "),
 ])

@@ -44,6 +44,21 @@ def read_csv(path: Path, refusal: str, **options) -> "pd.DataFrame":
         raise InvalidInput(f"{refusal} ({str(error).splitlines()[0]})") from None
 
 
+def require_columns(table: "pd.DataFrame", columns, refusal: str, hint: str = "") -> None:
+    """Refuse ``table`` as bad input when it lacks any of ``columns``: ``refusal (missing columns: ...)hint``."""
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise InvalidInput(f"{refusal} (missing columns: {', '.join(missing)}){hint}")
+
+
+def require_numbers(table: "pd.DataFrame", columns, refusal: str) -> None:
+    """Refuse ``table`` as bad input when a value of ``columns`` is missing or not a number."""
+    import pandas as pd
+
+    if table[list(columns)].apply(pd.to_numeric, errors="coerce").isna().any().any():
+        raise InvalidInput(refusal)
+
+
 def temporary_name(path: Path, kind: str = "") -> Path:
     """A hidden name beside ``path`` owned by this process: ``.<name>.[<kind>.]<pid>@<host>.tmp``."""
     return path.with_name(f".{path.name}.{kind + '.' if kind else ''}{os.getpid()}@{socket.gethostname()}.tmp")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._io import atomic_path, read_csv
+from .._io import atomic_path, read_csv, require_columns, require_numbers
 from ..config import ConfirmConfig, SearchConfig
 from ..errors import InvalidInput
 from ..search.objectives import get_objective
@@ -147,12 +147,9 @@ def _read_rows(path: Path) -> pd.DataFrame:
     """confirm.csv, refused as bad input (naming the file) when it is not one."""
     numeric = ("seed", "epochs", "top1", "top5", "macs", "params")
     rows = read_csv(path, f"{path}: not a confirm table", dtype={"arch": str, "role": str, "status": str})
-    missing = [c for c in ("arch", "role", *numeric) if c not in rows.columns]
-    if missing:
-        raise InvalidInput(f"{path}: not a confirm table (missing columns: {', '.join(missing)}); run "
-                           f"`ulsam-search confirm` on the run again")
-    if rows[list(numeric)].apply(pd.to_numeric, errors="coerce").isna().any().any():
-        raise InvalidInput(f"{path}: a row is truncated or corrupt (a missing or non-numeric value)")
+    require_columns(rows, ("arch", "role", *numeric), f"{path}: not a confirm table",
+                    "; run `ulsam-search confirm` on the run again")
+    require_numbers(rows, numeric, f"{path}: a row is truncated or corrupt (a missing or non-numeric value)")
     return rows
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._io import read_csv
+from .._io import read_csv, require_columns
 from ..ablation import cell_statistics
 from ..ablation.claims import Claim, study_claims
 from ..ablation.confirm import CONFIRM_DIR, Confirmation, read_confirmation
@@ -91,9 +91,7 @@ def read_trials(path: Path) -> pd.DataFrame:
     refusal = f"{path}: not a trials table"
     header = read_csv(path, refusal, nrows=0).columns
     table = read_csv(path, refusal, dtype={c: str for c in header if c in TEXT_COLUMNS or c.startswith(PARAM_PREFIX)})
-    missing = [c for c in ("number", "arch", "status", "macs", "params") if c not in table.columns]
-    if missing:
-        raise InvalidInput(f"{path}: not a trials table (missing columns: {', '.join(missing)})")
+    require_columns(table, ("number", "arch", "status", "macs", "params"), refusal)
     bad = table[~table["status"].isin(STATUSES)]
     if not bad.empty:
         raise InvalidInput(f"{path}: row {bad.index[0] + 2} is truncated or corrupt (status "

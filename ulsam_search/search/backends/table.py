@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from ..._io import read_csv
+from ..._io import read_csv, require_columns, require_numbers
 from ...errors import InvalidInput
 from ...train import EpochMetrics
 from .base import TrialRun
@@ -76,13 +76,11 @@ def read_table(path: str | os.PathLike) -> Table:
 def check_table(frame: pd.DataFrame, path: Path) -> Table:
     """``read_table``'s checks of a table already read from ``path`` (``bench seed-noise`` reads either a trials
     table or a tabular benchmark, and tells which by the columns)."""
-    missing = [c for c in TABLE_COLUMNS if c not in frame.columns]
-    if missing or frame.empty:
-        raise InvalidInput(f"backend.table: {path} is not a tabular benchmark (missing columns: "
-                           f"{', '.join(missing) or 'none, but no rows'})")
-    numeric = [c for c in TABLE_COLUMNS if c != "arch"]
-    if frame[numeric].apply(pd.to_numeric, errors="coerce").isna().any().any():
-        raise InvalidInput(f"backend.table: {path} has rows with missing or non-numeric values")
+    require_columns(frame, TABLE_COLUMNS, f"backend.table: {path} is not a tabular benchmark")
+    if frame.empty:
+        raise InvalidInput(f"backend.table: {path} is not a tabular benchmark (no rows)")
+    require_numbers(frame, [c for c in TABLE_COLUMNS if c != "arch"],
+                    f"backend.table: {path} has rows with missing or non-numeric values")
     repeated = frame[frame.duplicated(["arch", "seed", "epoch"])]
     if len(repeated):
         first = repeated.iloc[0]
