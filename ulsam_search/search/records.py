@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import typing
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -18,6 +19,7 @@ import pandas as pd
 from .._io import atomic_path
 from ..models.arch import NONE
 from .objectives import COMPLETE, get_objective
+from .rundir import STUDY_NAME
 
 PRUNED, FAILED, INFEASIBLE = "PRUNED", "FAILED", "INFEASIBLE"
 STATUSES = (COMPLETE, PRUNED, FAILED, INFEASIBLE)
@@ -103,8 +105,6 @@ def unfinished_trials(journal: str | os.PathLike) -> int:
     (counting rows against n_trials cannot tell: retries of failed trials run beyond it)."""
     import optuna
 
-    from .rundir import STUDY_NAME
-
     if not os.path.isfile(journal):
         return 0
     study = optuna.load_study(study_name=STUDY_NAME, storage=journal_storage(journal))
@@ -142,8 +142,8 @@ def trials_table(study, block_columns: Sequence[str]) -> pd.DataFrame:
 
 
 # The whole-number columns of trials.csv: a column with a missing value would otherwise be written as floats.
-INTEGER_COLUMNS = ("number", *(f.name for f in dataclasses.fields(TrialRecord)
-                               if f.type == "int | None" and f.name in COLUMNS))
+INTEGER_COLUMNS = ("number", *(name for name, kind in typing.get_type_hints(TrialRecord).items()
+                               if kind == int | None and name in COLUMNS))
 
 
 def whole_numbers(frame: pd.DataFrame) -> pd.DataFrame:
