@@ -337,25 +337,33 @@ def _add_train_command(sub) -> None:
     train.set_defaults(func=_cmd_train)
 
 
+# Options several commands share, spelled once.
+_SHARED_OPTIONS = {
+    "--name": dict(help="run name (default: the config's name, else its file name)"),
+    "--address": dict(help="Ray cluster to join (default: $RAY_ADDRESS, else a local instance)"),
+    "--runs-dir": dict(default="runs", help="where run directories go (default runs/)"),
+    "--reports-dir": dict(default="reports", help="where the report goes when it ends (default reports/)"),
+    "--set": dict(action="append", default=[], metavar="KEY=VALUE",
+                  help="override a config key (dotted, YAML value; repeatable): --set training.epochs=1"),
+    "--quiet": dict(action="store_true", help="no live progress view"),
+}
+
+
+def _add_shared(parser, *flags: str) -> None:
+    for flag in flags:
+        parser.add_argument(flag, **_SHARED_OPTIONS[flag])
+
+
 def _add_search_commands(sub) -> None:
     run = sub.add_parser("run", help="run a search from a config (continues it when the run exists)")
     run.add_argument("config", help="search config, e.g. search_spaces/quickstart.yaml")
-    run.add_argument("--name", help="run name (default: the config's name, else its file name)")
     run.add_argument("--n-trials", type=_positive_int, help="override n_trials")
-    run.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local instance)")
-    run.add_argument("--runs-dir", default="runs", help="where run directories go (default runs/)")
-    run.add_argument("--reports-dir", default="reports", help="where the report goes when it ends (default reports/)")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a config key (dotted, YAML value; repeatable): --set training.epochs=1")
-    run.add_argument("--quiet", action="store_true", help="no live progress view")
+    _add_shared(run, "--name", "--address", "--runs-dir", "--reports-dir", "--set", "--quiet")
     run.set_defaults(func=_cmd_run)
 
     resume = sub.add_parser("resume", help="continue an interrupted run")
     resume.add_argument("run_dir", help="the run directory, e.g. runs/quickstart")
-    resume.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local instance)")
-    resume.add_argument("--reports-dir", default="reports",
-                        help="where the report goes when it ends (default reports/)")
-    resume.add_argument("--quiet", action="store_true", help="no live progress view")
+    _add_shared(resume, "--address", "--reports-dir", "--quiet")
     resume.add_argument("--retry-failed", action="store_true",
                         help="once a failure's cause is fixed: one more trial for every architecture whose trials all "
                              "failed (beyond n_trials), in the search and in its confirm stage")
@@ -363,13 +371,7 @@ def _add_search_commands(sub) -> None:
 
     ablate = sub.add_parser("ablate", help="run an ablation study (every cell x seed) and report its statistics")
     ablate.add_argument("config", help="ablation config, e.g. search_spaces/ablation_quick.yaml")
-    ablate.add_argument("--name", help="run name (default: the config's name, else its file name)")
-    ablate.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local instance)")
-    ablate.add_argument("--runs-dir", default="runs", help="where run directories go (default runs/)")
-    ablate.add_argument("--reports-dir", default="reports", help="where the report goes (default reports/)")
-    ablate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key (dotted, YAML value; repeatable): --set training.epochs=1")
-    ablate.add_argument("--quiet", action="store_true", help="no live progress view")
+    _add_shared(ablate, "--name", "--address", "--runs-dir", "--reports-dir", "--set", "--quiet")
     ablate.set_defaults(func=_cmd_ablate)
 
     confirm = sub.add_parser("confirm", help="retrain a run's front and the baseline with new seeds; what holds "
@@ -384,9 +386,7 @@ def _add_search_commands(sub) -> None:
                               "the most isolated first")
     confirm.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="override a key of the confirm run's config, e.g. --set resources.cpu=2")
-    confirm.add_argument("--address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local instance)")
-    confirm.add_argument("--reports-dir", default="reports", help="where the report goes (default reports/)")
-    confirm.add_argument("--quiet", action="store_true", help="no live progress view")
+    _add_shared(confirm, "--address", "--reports-dir", "--quiet")
     confirm.add_argument("--retry-failed", action="store_true",
                          help="once a failure's cause is fixed: one more training for every ARCH and seed whose "
                               "trainings all failed")
