@@ -23,7 +23,7 @@ from .._io import atomic_path, read_csv, require_columns, require_numbers
 from ..config import ConfirmConfig, SearchConfig
 from ..errors import InvalidInput
 from ..search.objectives import get_objective
-from ..search.records import COMPLETE, crowding_distance, knee_point, pareto_mask
+from ..search.records import COMPLETE, crowding_distance, knee_point, pareto_mask, scaled_to_range
 from .design import ablation_config
 from .stats import ALPHA, BETTER, WORSE, compare_with_baseline
 
@@ -65,9 +65,8 @@ def select_members(front: pd.DataFrame, objectives, baseline_arch: str, top: int
         order = np.lexsort((members["macs"].to_numpy(), accuracy))
     else:
         losses = _losses(members, objectives)
-        spread = np.ptp(losses, axis=0)
-        scaled = (losses - losses.min(axis=0)) / np.where(spread > 0, spread, 1.0)
         if select == "knee":
+            scaled = scaled_to_range(losses)
             key = np.linalg.norm(scaled - scaled[knee_point(losses)], axis=1)
         else:
             key = -crowding_distance(losses)

@@ -184,13 +184,17 @@ def pareto_set(frame: pd.DataFrame, objectives: Sequence[str]) -> pd.DataFrame:
     return candidates[mask].sort_values(columns[1] if len(columns) > 1 else columns[0])
 
 
+def scaled_to_range(losses: np.ndarray) -> np.ndarray:
+    """Each column of ``losses`` mapped onto [0, 1] by its own range (a constant column to 0)."""
+    spread = np.ptp(losses, axis=0)
+    return (losses - losses.min(axis=0)) / np.where(spread > 0, spread, 1.0)
+
+
 def knee_point(losses: np.ndarray) -> int | None:
     """Row of the front closest to the utopia point once each objective is scaled to the front's own range."""
     if len(losses) == 0:
         return None
-    spread = np.ptp(losses, axis=0)
-    scaled = (losses - losses.min(axis=0)) / np.where(spread > 0, spread, 1.0)
-    return int(np.argmin(np.linalg.norm(scaled, axis=1)))
+    return int(np.argmin(np.linalg.norm(scaled_to_range(losses), axis=1)))
 
 
 def crowding_distance(losses: np.ndarray) -> np.ndarray:
