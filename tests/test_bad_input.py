@@ -137,7 +137,8 @@ CASES = [
      "bench samplers: --samplers foo: unknown; valid: nsga2, tpe, gp, random, grid"),
     (["bench", "build-table", "--out", "a_file"], "a_file is not a tabular benchmark (missing columns: arch, seed"),
     (["bench", "samplers", "--seeds", "0"], "bench samplers: --seeds 0: needs at least 1 sampler seed"),
-    (["bench", "samplers", "--budgets", "10", "250"], "--budgets 250: a budget is a percentage of the space in (0, 100]"),
+    (["bench", "samplers", "--budgets", "10", "250"],
+     "--budgets 250: a budget is a percentage of the space in (0, 100]"),
     # data roots
     (["train", "mobilenet_v2", "--dataset", "imagefolder", "--data-root", "/nonexistent/images", "--quiet"],
      "imagefolder"),

@@ -317,7 +317,8 @@ def _add_train_command(sub) -> None:
     train.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
                        help="channels_last memory format (default on)")
     train.add_argument("--compile", action="store_true", help="torch.compile the model")
-    train.add_argument("--seed", type=_non_negative_int, default=0, help="seed of initialisation, data order and augmentation")
+    train.add_argument("--seed", type=_non_negative_int, default=0,
+                       help="seed of initialisation, data order and augmentation")
     train.add_argument("--device", choices=DEVICES, default="auto", help="auto: CUDA when present")
     train.add_argument("--input-size", type=_positive_int, help="image side (default: the dataset's own)")
     train.add_argument("--num-classes", type=_positive_int, help="check the dataset's class count (fake: set it)")

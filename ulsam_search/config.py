@@ -119,7 +119,8 @@ class StudyConfig(_Strict):
     groups: tuple[PositiveInt, ...] = (1, 2, 4, 8, 16)  # placement: exactly one; subspaces, grid: the columns
     # subspaces: ARCH strings or paper variants whose g varies (e.g. paper-mv2-c); archs: the ARCHs as given
     archs: tuple[str, ...] = ()
-    seeds: PositiveInt | tuple[NonNegativeInt, ...] = 3  # a count (seeds 0..n-1) or the seeds themselves, the same per cell
+    # a count (seeds 0..n-1) or the seeds themselves, the same per cell
+    seeds: PositiveInt | tuple[NonNegativeInt, ...] = 3
     paper_reference: Literal[PAPER_TABLES] | None = None  # show the paper's numbers from this data set's table
 
     @field_validator("groups", "ops", "blocks")
