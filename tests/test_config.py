@@ -30,6 +30,9 @@ def _write(tmp_path, text, name="cfg.yaml"):
     ("constraints: {max_latency_ms: 0}", "constraints.max_latency_ms: Input should be greater than 0"),
     ("latency: {device: tpu}", "latency.device: Input should be 'trial', 'cpu' or 'cuda'"),
     ("latency: {batch_size: 0}", "latency.batch_size: Input should be greater than 0"),
+    ("sampler: {seed: -1}", "sampler.seed: Input should be greater than or equal to 0"),
+    ("study: {kind: archs, archs: [mobilenet_v2@0.35], seeds: [0, -2]}",
+     "study.seeds.1: Input should be greater than or equal to 0"),
     ("- a list", "expected a mapping of keys"),
     ("space: {blocks: [1,\n", "invalid YAML at line"),
 ])
