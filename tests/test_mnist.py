@@ -124,6 +124,10 @@ def test_train_takes_the_cluttered_sets_options_from_the_command_line(tmp_path, 
             "--dataset-option", "val_placements=1", "--train-limit", "64", "--epochs", "1", "--quiet", "--resume",
             str(out), "--dataset-option"]
     assert main([*same, "clutter=4"]) == 0  # the default spelled out: the same run
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    state["run"]["options"] = {"canvas": 40, "val_placements": 1}  # as checkpoints before defaults were filled in
+    torch.save(state, out / "checkpoint.pt")
+    assert main([*same, "clutter=4"]) == 0
     capsys.readouterr()
     assert main([*same, "clutter=5"]) == 2
     assert "cannot resume: the checkpoint was trained with options={" in capsys.readouterr().err

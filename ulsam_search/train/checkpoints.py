@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from .._io import atomic_path
+from ..data.registry import get_dataset
 from ..errors import InvalidInput
 from ..models import LoadReport, load_matching_state_dict
 from .settings import RUNTIME_FIELDS, EpochMetrics, TrainConfig
@@ -67,6 +68,8 @@ def restore(state: dict, config: TrainConfig, model: nn.Module, optimizer, sched
     """Load a checkpoint's training state, refusing one trained with other settings or data (``run_facts``;
     checkpoints older than those facts are checked on their settings only)."""
     saved = {**asdict(TrainConfig(**state["config"])), **(state.get("run") or {})}
+    if saved.get("options") is not None:  # checkpoints of 2026-12-06/07 stored only the options given
+        saved["options"] = get_dataset(saved["dataset"]).with_defaults(saved["options"])
     now = {**asdict(config), **(facts or {})}
     differ = [key for key in now if key not in RUNTIME_FIELDS and key in saved and saved[key] != now[key]]
     if differ:
