@@ -180,3 +180,14 @@ def test_train_limit_is_a_fixed_class_stratified_subset(tmp_path):
     write_cifar(tmp_path, "cifar100", labels=[0] * 10 + [1] * 10 + [2] * 20)
     cifar = load_data("cifar100", tmp_path, train_limit=20)
     assert _class_counts(cifar.train.labels) == {0: 5, 1: 5, 2: 10}
+
+
+def test_a_data_file_missing_from_its_package_names_what_to_install():
+    from ulsam_search.data.registry import package_file
+
+    assert package_file("sklearn", "datasets/data/digits.csv.gz", "the digits data").name == "digits.csv.gz"
+    with pytest.raises(InvalidInput, match=r"^the digits data ships inside the sklearn package: pip install "
+                                           r"scikit-learn \(nothing is downloaded at run time\)$"):
+        package_file("sklearn", "datasets/data/no-such-file.csv.gz", "the digits data", "scikit-learn")
+    with pytest.raises(InvalidInput, match="pip install no_such_package_here"):
+        package_file("no_such_package_here", "data.csv", "the data")

@@ -25,7 +25,7 @@ def read_digits():
     """
     import numpy as np
 
-    path = package_file("sklearn", "datasets/data/digits.csv.gz", "the digits data")
+    path = package_file("sklearn", "datasets/data/digits.csv.gz", "the digits data", "scikit-learn")
     rows = np.loadtxt(path, delimiter=",", dtype=np.float32)
     return rows[:, :-1], rows[:, -1].astype(np.int64)
 

@@ -22,14 +22,14 @@ DEFAULT_DATA_ROOT = "data"
 _BUILTIN_MODULES = (".memory", ".files", ".mnist")
 
 
-def package_file(package: str, relative: str, what: str) -> Path:
+def package_file(package: str, relative: str, what: str, pip_name: str | None = None) -> Path:
     """A data file shipped inside an installed package, found without importing the package (an import costs
-    seconds, paid again by every Ray worker)."""
+    seconds, paid again by every Ray worker); ``pip_name``: the distribution's name where it differs."""
     spec = importlib.util.find_spec(package)
     path = Path(spec.submodule_search_locations[0]) / relative if spec and spec.submodule_search_locations else None
     if path is None or not path.is_file():
-        raise InvalidInput(f"{what} ships inside the {package} package: pip install {package} (nothing is downloaded "
-                           "at run time)")
+        raise InvalidInput(f"{what} ships inside the {package} package: pip install {pip_name or package} (nothing "
+                           "is downloaded at run time)")
     return path
 
 
