@@ -20,14 +20,13 @@ from ..errors import InvalidInput
 from ..models.arch import Architecture
 from ..models.variants import VARIANTS
 from ..search.objectives import get_objective
-from ..search.records import (COMPLETE, FAILED, INFEASIBLE, PRUNED, STATUSES, TEXT_COLUMNS, eligible, interrupted,
-                               knee_point, pareto_set)
+from ..search.records import (COMPLETE, FAILED, INFEASIBLE, INTEGER_COLUMNS, PRUNED, STATUSES, TEXT_COLUMNS, eligible,
+                               interrupted, knee_point, pareto_set)
 from ..search.rundir import RunFacts, RunPaths
 from ..search.space import PARAM_PREFIX
 from .pareto import hypervolume, hypervolume_history, normalised_losses, reference_point
 
-NUMERIC_COLUMNS = ("number", "top1", "top5", "macs", "params", "epochs_done", "epochs_budget", "seconds",
-                   "started_at", "latency_ms", "duplicate_of", "retry_of")
+NUMERIC_COLUMNS = (*INTEGER_COLUMNS, "top1", "top5", "seconds", "started_at", "latency_ms")
 
 
 @dataclass
@@ -103,6 +102,10 @@ def read_trials(path: Path) -> pd.DataFrame:
             if broken.any():
                 raise InvalidInput(f"{path}: row {broken.idxmax() + 2} is truncated or corrupt ({column} "
                                    f"{table[column][broken.idxmax()]!r} is not a number)")
+            fraction = values.notna() & (values % 1 != 0)
+            if column in INTEGER_COLUMNS and fraction.any():
+                raise InvalidInput(f"{path}: row {fraction.idxmax() + 2} is truncated or corrupt ({column} "
+                                   f"{values[fraction.idxmax()]:g} is not a whole number)")
             table[column] = values
     if table[["macs", "params"]].isna().any().any():
         raise InvalidInput(f"{path}: row {table[['macs', 'params']].isna().any(axis=1).idxmax() + 2} is truncated "
