@@ -234,7 +234,7 @@ def saved(fifo: list[float], early: list[float]) -> str:
     if not math.isfinite(early_median):
         return "-"  # the row says "not reached" already
     if not math.isfinite(fifo_median):
-        return "only mo-asha reaches it"
+        return "FIFO's median never reaches it"
     overlap = min(early) <= max(fifo) and min(fifo) <= max(early)
     return f"{fifo_median / early_median:.2f}x" + (" (ranges overlap)" if overlap else "")
 
@@ -371,11 +371,11 @@ def parse_plan(argv: list[str]) -> Plan:
     base = load_search_config(args.config)
     table_path = Path(args.table).resolve() if args.table else config_table(base)
     table = read_table(table_path)
-    check_plan(args, base, table)
-    args.grace_periods = sorted(set(args.grace_periods or {1, base.scheduler.grace_period}))
-    if args.quick:
+    if args.quick:  # before the checks: what --quick replaces is not checked
         args.samplers, args.seeds, args.table_seeds = ["nsga2", "random"], 1, table.seeds[:1]
         args.grace_periods, args.budgets = [base.scheduler.grace_period], [5, 10]
+    check_plan(args, base, table)
+    args.grace_periods = sorted(set(args.grace_periods or {1, base.scheduler.grace_period}))
     table_seeds = args.table_seeds or table.seeds
     size = len(table.archs)
     return Plan(args, table_path, table_seeds, base, size,

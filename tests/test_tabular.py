@@ -149,7 +149,7 @@ def test_epochs_to_reach_a_level_by_hand_with_ranges_and_overlap():
     # medians 50 / 15 and 50 / 27.5; the second overlaps (a mo-asha search needed 45, a FIFO one only 40)
     assert bench["saved"]([40, 60], [10, 20]) == "3.33x"
     assert bench["saved"]([40, 60], [10, 45]) == "1.82x (ranges overlap)"
-    assert bench["saved"]([math.inf, math.inf], [10, 20]) == "only mo-asha reaches it"
+    assert bench["saved"]([math.inf, math.inf], [10, 20]) == "FIFO's median never reaches it"
     assert bench["saved"]([10, 20], [math.inf, 30]) == "-" and bench["saved"]([10, 20], [math.inf] * 2) == "-"
     # mo-asha slower: medians 11 / 35 (0.31x), every mo-asha search after every FIFO one; then 22.5 / 35 overlapping
     assert bench["saved"]([10, 12], [30, 40]) == "0.31x"
