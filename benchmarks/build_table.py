@@ -32,6 +32,7 @@ from rich.console import Console
 
 from ulsam_search._io import atomic_path
 from ulsam_search.config import SearchConfig, load_search_config
+from ulsam_search.errors import InvalidInput
 from ulsam_search.search.records import COMPLETE, TrialRecord, interrupted, journal_storage
 from ulsam_search.search.rundir import STUDY_NAME, RunFacts
 from ulsam_search.search.runner import run_search
@@ -118,7 +119,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, help="only the first N architectures of the grid")
     parser.add_argument("--retry-failed", action="store_true",
                         help="once a failure's cause is fixed: train again every architecture whose trial failed")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if min(args.seeds) < 0:
+        raise InvalidInput(f"bench build-table: --seeds {' '.join(map(str, args.seeds))}: seeds are whole numbers >= 0")
+    if args.limit is not None and args.limit < 1:
+        raise InvalidInput(f"bench build-table: --limit {args.limit}: needs at least 1 architecture")
+    if args.out and Path(args.out).is_dir():
+        raise InvalidInput(f"bench build-table: --out {args.out} is a folder; give the table's file, e.g. "
+                           f"{Path(args.out) / 'tabular_x.csv'}")
+    return args
 
 
 def print_summary(out: Path, table: pd.DataFrame, seconds: float) -> None:

@@ -136,6 +136,8 @@ CASES = [
     (["bench", "samplers", "--samplers", "nsga2", "foo"],
      "bench samplers: --samplers foo: unknown; valid: nsga2, tpe, gp, random, grid"),
     (["bench", "build-table", "--out", "a_file"], "a_file is not a tabular benchmark (missing columns: arch, seed"),
+    (["bench", "build-table", "--out", "one_class"], "--out one_class is a folder; give the table's file"),
+    (["bench", "build-table", "--seeds", "0", "-1"], "--seeds 0 -1: seeds are whole numbers >= 0"),
     (["bench", "samplers", "--seeds", "0"], "bench samplers: --seeds 0: needs at least 1 sampler seed"),
     (["bench", "samplers", "--budgets", "10", "250"],
      "--budgets 250: a budget is a percentage of the space in (0, 100]"),
