@@ -3,6 +3,7 @@ tabular benchmark with planted effects and on real training killed midway."""
 
 import json
 import math
+import shutil
 import signal
 import subprocess
 import sys
@@ -150,14 +151,23 @@ def test_confirm_finds_the_planted_better_worse_and_equal_members(tmp_path):
     assert "was started with 3 members" in changed.stderr and len(changed.stderr.strip().splitlines()) == 1
     assert {p: p.stat().st_mtime_ns for p in run.rglob("*")} == before
 
-    # A member leaves the search's front (dominated by the baseline now): the stage goes on and names it.
-    assert "note:" not in again.stderr
+    # A stage started with other settings than the config's (--top 1) and then continued as it is: no note.
+    shutil.rmtree(run / "confirm")
+    (run / "confirm.csv").unlink()
+    confirm = [EXE, "confirm", "runs/ct", "--quiet"]
+    started = subprocess.run([*confirm, "--top", "1"], cwd=tmp_path, capture_output=True, text=True)
+    assert started.returncode == 0, started.stderr[-3000:]
+    plain = subprocess.run(confirm, cwd=tmp_path, capture_output=True, text=True)
+    assert plain.returncode == 0 and "note:" not in plain.stderr, plain.stderr[-3000:]
+    # Its member leaves the search's front (dominated by the baseline now): the stage goes on and names it.
+    trained = pd.read_csv(run / "confirm" / "trials.csv")
+    assert set(trained["arch"]) == {B, f"{B}:8+1,9+1"}  # the most accurate member and the baseline
     trials = pd.read_csv(run / "trials.csv")
-    trials.loc[trials["arch"] == f"{B}:8+1", "top1"] = 0.0
+    trials.loc[trials["arch"] == f"{B}:8+1,9+1", "top1"] = 0.0
     trials.to_csv(run / "trials.csv", index=False)
-    moved = subprocess.run([EXE, "confirm", "runs/ct", "--quiet"], cwd=tmp_path, capture_output=True, text=True)
+    moved = subprocess.run(confirm, cwd=tmp_path, capture_output=True, text=True)
     assert moved.returncode == 0, moved.stderr[-3000:]
-    assert f"note: {B}:8+1 left the search's front since the confirm stage started" in moved.stderr
+    assert f"note: {B}:8+1,9+1 left the search's front since the confirm stage started" in moved.stderr
     assert pd.read_csv(run / "confirm" / "trials.csv").equals(trained)  # nothing retrained
 
 
