@@ -392,7 +392,7 @@ def run_searches(plan: Plan, progress: Console) -> tuple[pd.DataFrame, dict[int,
     n_trials = max(plan.budgets)
     records = []
     best: dict[int, Exhaustive] = {}  # table seed -> its exhaustive front and reference point
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         with tempfile.TemporaryDirectory() as runs:
             for (sampler, grace), (table_seed, seed) in itertools.product(plan.searches, plan.replicates):

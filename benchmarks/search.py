@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     repeats = args.repeats or (2 if args.quick else 3)
     started_ray = not ray.is_initialized()
     if started_ray:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     rows, archs = [], None
     try:
         with tempfile.TemporaryDirectory() as tmp:

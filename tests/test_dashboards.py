@@ -162,7 +162,7 @@ def test_optuna_dashboard_serves_a_runs_study_with_its_metric_names(tmp_path):
     config = load_search_config(ROOT / "search_spaces" / "tabular_digits_search.yaml",
                                 [f"backend.table={ROOT / 'benchmarks' / 'data' / 'tabular_digits.csv'}", "n_trials=4",
                                  "sampler={name: random, seed: 0}"])
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         table = run_search(config, tmp_path / "runs", progress=False)
     finally:

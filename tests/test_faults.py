@@ -29,7 +29,7 @@ TESTS = Path(__file__).resolve().parent
 
 def _ray_with_faults(faults: dict[str, str]) -> None:
     """A local Ray whose workers build the models of ``faults``' ARCHs to misbehave (``tests/faults.py``)."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
              runtime_env={"worker_process_setup_hook": "faults.install",
                           "env_vars": {"PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
                                        "ULSAM_TEST_FAULTS": json.dumps(faults)}})
@@ -283,7 +283,7 @@ def test_writers_killed_mid_write_never_leave_a_partial_file(tmp_path):
 def test_same_config_and_seed_give_the_same_proposals_and_metrics(tmp_path):
     config = tiny(n_trials=5, max_concurrent=1, sampler={"name": "nsga2", "seed": 3,
                                                          "options": {"population_size": 4}})
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         first = run_search(config, tmp_path / "a", progress=False)
         second = run_search(config, tmp_path / "b", progress=False)

@@ -41,7 +41,7 @@ def tiny(**changes) -> SearchConfig:
 
 @pytest.fixture
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield
     ray.shutdown()
 
@@ -173,6 +173,25 @@ def test_two_node_cluster_runs_trials_on_both_nodes(tmp_path):
         cluster.shutdown()
     trained = table[table["trial_id"].notna()]
     assert len(table) == 4 and trained["node"].nunique() == 2, table[["number", "node"]]
+
+
+def test_without_an_address_a_run_starts_its_own_instance_beside_a_running_cluster():
+    """A cluster `ray start` left on the machine (its address in /tmp/ray/ray_current_cluster, which a bare
+    ray.init() joins and then refuses num_cpus) is not joined: as the README says, no address means a local
+    instance with this machine's CPUs."""
+    from ray.cluster_utils import Cluster
+
+    from ulsam_search.search._ray import connect_ray, local_resources
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    try:
+        assert ray._private.services.find_bootstrap_address(None)  # what a bare ray.init() would join
+        assert connect_ray(None)
+        assert ray.get_runtime_context().gcs_address != cluster.address
+        assert ray.cluster_resources()["CPU"] == local_resources()["CPU"]
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
 
 
 def test_resume_after_the_driver_is_killed(tmp_path):

@@ -39,7 +39,7 @@ def write_table(path: Path, epochs: int = 3, seeds=(0, 1)) -> pd.DataFrame:
 @pytest.mark.slow
 def test_the_table_backend_reproduces_the_table_exactly(tmp_path):
     recorded = write_table(tmp_path / "table.csv")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         config = tiny(space={"blocks": [8]}, sampler={"name": "grid"}, n_trials=5, training={"epochs": 3, "seed": 1},
                       objectives=["top1", "latency"], backend={"name": "table", "table": str(tmp_path / "table.csv")})

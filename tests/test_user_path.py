@@ -80,7 +80,7 @@ def test_a_search_that_trains_nothing_exits_1_with_the_counts_and_the_error(tmp_
 
 def test_some_failures_exit_0_and_the_last_line_counts_them(tmp_path, capsys, monkeypatch):
     faults = {f"{BASELINE}:8+1": "raise@1"}
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
              runtime_env={"worker_process_setup_hook": "faults.install",
                           "env_vars": {"PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
                                        "ULSAM_TEST_FAULTS": json.dumps(faults)}})

@@ -374,8 +374,9 @@ def connect_ray(address: str | None, dashboard: bool = False) -> bool:
             raise InvalidInput(f"ray.address {address}: {error}") from None
     else:
         resources = local_resources()
-        ray.init(num_cpus=int(resources["CPU"]), num_gpus=int(resources["GPU"]), include_dashboard=dashboard,
-                 dashboard_host="127.0.0.1", log_to_driver=False, configure_logging=False)
+        # "local": a new instance even where `ray start` left one (ray.init() would join it and refuse num_cpus)
+        ray.init(address="local", num_cpus=int(resources["CPU"]), num_gpus=int(resources["GPU"]),
+                 include_dashboard=dashboard, dashboard_host="127.0.0.1", log_to_driver=False, configure_logging=False)
     return True
 
 
