@@ -32,7 +32,7 @@ from rich.console import Console
 
 from ulsam_search._io import atomic_path
 from ulsam_search.config import SearchConfig, load_search_config
-from ulsam_search.errors import InvalidInput
+from ulsam_search.errors import InvalidInput, OneLineParser
 from ulsam_search.search.records import COMPLETE, TrialRecord, interrupted, journal_storage
 from ulsam_search.search.rundir import STUDY_NAME, RunFacts
 from ulsam_search.search.runner import run_search
@@ -110,7 +110,7 @@ def assemble(rows: list[dict], latency: dict[str, float]) -> pd.DataFrame:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="ulsam-search bench build-table", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="ulsam-search bench build-table", description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(ROOT / "search_spaces" / "tabular_digits.yaml"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--out", help="the table's CSV (default: <config name>.csv in a new temporary folder; "

@@ -11,7 +11,6 @@ the table, the front, the hypervolume history, five PNGs and the HTML page.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from rich.table import Table
 
 from ulsam_search.config import load_search_config
 from ulsam_search.cost import count_cost
+from ulsam_search.errors import OneLineParser
 from ulsam_search.report import write_report
 from ulsam_search.search.rundir import RunFacts
 from ulsam_search.search.records import COLUMNS
@@ -76,7 +76,7 @@ def synthetic_run(root: Path, trials: int, seed: int = 0) -> Path:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(prog="ulsam-search bench report", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="ulsam-search bench report", description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=2000)
     parser.add_argument("--quick", action="store_true", help="200 trials (for tests)")
     args = parser.parse_args(argv)

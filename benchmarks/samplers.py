@@ -73,7 +73,7 @@ from rich.table import Table
 
 from ulsam_search.models.arch import Architecture
 from ulsam_search.config import SearchConfig, load_search_config
-from ulsam_search.errors import InvalidInput
+from ulsam_search.errors import InvalidInput, OneLineParser
 from ulsam_search.report import hypervolume, hypervolume_history, normalised_losses, reference_point
 from ulsam_search.search.rundir import RunFacts
 from ulsam_search.search.objectives import get_objective
@@ -349,7 +349,7 @@ def check_plan(args: argparse.Namespace, base: SearchConfig, table) -> None:
 
 
 def parse_plan(argv: list[str]) -> Plan:
-    parser = argparse.ArgumentParser(prog="ulsam-search bench samplers", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="ulsam-search bench samplers", description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(ROOT / "search_spaces" / "tabular_digits_search.yaml"),
                         help="the search config: its table, budget and mo-asha reduction factor")
     parser.add_argument("--table", help="the tabular benchmark (default: the config's backend.table)")

@@ -34,6 +34,7 @@ from rich.table import Table
 
 from ulsam_search.config import SearchConfig
 from ulsam_search.cost import count_cost
+from ulsam_search.errors import OneLineParser
 from ulsam_search.search.runner import prepare_run, run_search
 from ulsam_search.search.trial import train_trial
 
@@ -122,7 +123,7 @@ def _verdict(values: list[float], goal: float, at_most: bool) -> str:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(prog="ulsam-search bench search", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="ulsam-search bench search", description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=24)
     parser.add_argument("--repeats", type=int, default=None, help="default 3 (2 with --quick)")
     parser.add_argument("--quick", action="store_true", help="4 trials on 128 images, 2 repeats (for tests)")

@@ -22,7 +22,6 @@ Without arguments it reads the committed studies, ``benchmarks/data/signal_*_tri
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import math
 from pathlib import Path
@@ -36,7 +35,7 @@ from rich.table import Table
 from ulsam_search.ablation.claims import interval
 from ulsam_search.ablation.stats import compare_with_baseline
 from ulsam_search._io import read_csv, require_columns
-from ulsam_search.errors import InvalidInput
+from ulsam_search.errors import InvalidInput, OneLineParser
 from ulsam_search.search.backends.table import check_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,7 +130,7 @@ def _arch_table(name: str, trials: pd.DataFrame, baseline: str, role: str) -> Ta
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="ulsam-search bench seed-noise", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="ulsam-search bench seed-noise", description=__doc__.splitlines()[0])
     parser.add_argument("studies", nargs="*", help="trials.csv files or run directories (default: the committed "
                                                    "studies, benchmarks/data/signal_*_trials.csv)")
     args = parser.parse_args(argv)

@@ -13,7 +13,6 @@ Goal (issue 3): ours >= 0.95 of the bare loop.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import statistics
 import time
@@ -25,6 +24,7 @@ from torch import nn
 
 from ulsam_search import build_model
 from ulsam_search.data import DataBundle, load_data
+from ulsam_search.errors import OneLineParser
 from ulsam_search.train import TrainConfig, fit, resolve_runtime, seed_everything
 
 LR = 0.05
@@ -104,7 +104,7 @@ def measure(case: dict, repeats: int, device_name: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(prog="ulsam-search bench train", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="ulsam-search bench train", description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--quick", action="store_true", help="tiny cases (for tests)")

@@ -28,6 +28,7 @@ from rich.table import Table
 from torch import nn
 
 from ulsam_search import ULSAM, OfficialULSAM
+from ulsam_search.errors import OneLineParser
 
 SHAPES = ((64, 56, 4), (96, 28, 8), (256, 14, 16), (512, 14, 32), (160, 7, 16))
 QUICK_SHAPES = ((16, 14, 4), (32, 7, 8))
@@ -98,7 +99,7 @@ def _measure_in_fresh_process(shape: tuple[int, int, int], batch: int, repeats: 
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(prog="ulsam-search bench ulsam", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="ulsam-search bench ulsam", description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--device", choices=("cpu", "cuda", "all"), default="all")

@@ -139,6 +139,10 @@ CASES = [
     (["bench", "build-table", "--out", "one_class"], "--out one_class is a folder; give the table's file"),
     (["bench", "build-table", "--seeds", "0", "-1"], "--seeds 0 -1: seeds are whole numbers >= 0"),
     (["bench", "samplers", "--seeds", "0"], "bench samplers: --seeds 0: needs at least 1 sampler seed"),
+    # a benchmark's own argparse errors are one line too, not its usage block
+    (["bench", "build-table", "--limit", "ten"],
+     "ulsam-search bench build-table: argument --limit: invalid int value: 'ten'"),
+    (["bench", "seed-noise", "--bogus"], "ulsam-search bench seed-noise: unrecognized arguments: --bogus"),
     (["bench", "samplers", "--budgets", "10", "250"],
      "--budgets 250: a budget is a percentage of the space in (0, 100]"),
     # data roots

@@ -23,7 +23,7 @@ from .ablation.confirm import CONFIRM_DIR, confirmable, finding
 from .config import CONFIRM_SELECTIONS, load_search_config
 from .cost import CONVENTIONS
 from .data import DATASETS
-from .errors import InvalidInput, NothingTrained
+from .errors import InvalidInput, NothingTrained, OneLineParser
 from .models import VARIANTS, resolve_arch
 from .models.variants import DEFAULT_GROUPS
 from .report import write_report
@@ -39,13 +39,6 @@ BENCHMARKS_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
 def _console() -> Console:
     """Rich console for tables; wide enough not to truncate ARCH strings when stdout is a file or pipe."""
     return Console(width=None if sys.stdout.isatty() else 160)
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports bad usage as one line (exit 2) instead of the usage block."""
-
-    def error(self, message: str) -> None:
-        raise InvalidInput(f"{self.prog}: {message}")
 
 
 def _number(cast: type, noun: str, *, allow_zero: bool):
@@ -280,9 +273,9 @@ def _cmd_bench(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="ulsam-search", description="Where should ULSAM go in a MobileNet, and with how many "
+    parser = OneLineParser(prog="ulsam-search", description="Where should ULSAM go in a MobileNet, and with how many "
                                                       "subspaces? Cost counting, training, search and reports.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     for add_commands in (_add_cost_commands, _add_train_command, _add_search_commands, _add_report_commands):
         add_commands(sub)
     return parser
