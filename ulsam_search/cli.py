@@ -273,8 +273,9 @@ def _cmd_bench(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="ulsam-search", description="Where should ULSAM go in a MobileNet, and with how many "
-                                                      "subspaces? Cost counting, training, search and reports.")
+    parser = OneLineParser(prog="ulsam-search", description="Where should ULSAM go in a MobileNet, and with how "
+                                                           "many subspaces? Cost counting, training, search and "
+                                                           "reports.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     for add_commands in (_add_cost_commands, _add_train_command, _add_search_commands, _add_report_commands):
         add_commands(sub)
