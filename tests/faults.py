@@ -13,6 +13,10 @@ code:
 import json
 import os
 
+# How long a kill test waits for a run to reach the point it kills at: a bound for a stuck run, not a pace (tests
+# share the cores; under load 240 s once passed before 3 trials had finished).
+STUCK_RUN_S = 600
+
 
 def _fault_hook(spec: str):
     import torch

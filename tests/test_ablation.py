@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from faults import STUCK_RUN_S
 from ulsam_search.ablation import PAPER_RESULTS, ablation_config, build_cell_space, cell_statistics, study_cells
 from ulsam_search.ablation.claims import claims_frame, paper_claims
 from ulsam_search.ablation.stats import compare_with_baseline, holm, verdict
@@ -205,7 +206,7 @@ def test_a_real_ablation_on_digits_resumes_and_reports(tmp_path):
     driver = subprocess.Popen([_exe(), "ablate", str(config), "--quiet", *args], stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE)
     trials = tmp_path / "runs" / "ab" / "trials.csv"
-    deadline = time.time() + 600  # a bound for a stuck run, not a pace: tests share the cores
+    deadline = time.time() + STUCK_RUN_S
     while time.time() < deadline and (not trials.exists() or len(pd.read_csv(trials)) < 3):
         assert driver.poll() is None, driver.stderr.read().decode()
         time.sleep(0.5)

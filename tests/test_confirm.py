@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from faults import STUCK_RUN_S
 from ulsam_search.ablation.confirm import confirmed_front, pooled_std, select_members
 from ulsam_search.ablation.design import study_cells
 from ulsam_search.config import SearchConfig
@@ -185,7 +186,7 @@ def test_a_confirm_killed_midway_resumes_every_arch_and_seed_exactly_once(tmp_pa
     driver = subprocess.Popen([EXE, "confirm", "runs/t", "--top", "1", "--seeds", "3", "--quiet"], cwd=tmp_path,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     trials = tmp_path / "runs" / "t" / "confirm" / "trials.csv"
-    deadline = time.time() + 600  # a bound for a stuck run, not a pace: tests share the cores
+    deadline = time.time() + STUCK_RUN_S
     while time.time() < deadline and (not trials.exists() or len(pd.read_csv(trials)) < 2):
         assert driver.poll() is None, driver.stderr.read().decode()
         time.sleep(0.2)

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import ray
 
+from faults import STUCK_RUN_S
 from test_report import make_run
 from test_search import BASELINE, _study, tiny
 from ulsam_search.ablation.confirm import select_members
@@ -194,13 +195,13 @@ def test_a_lost_worker_node_is_retried_from_its_checkpoint(tmp_path):
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         first = tmp_path / "tiny" / "checkpoints" / "trial_00000.pt"
-        deadline = time.time() + 600  # a bound for a stuck run, not a pace: tests share the cores
+        deadline = time.time() + STUCK_RUN_S
         while not first.exists():
             assert driver.poll() is None and time.time() < deadline, driver.stderr.read()
             time.sleep(0.05)
         cluster.remove_node(node_a)  # the baseline trial has a checkpoint of epoch 1 and is training epoch 2
         node_b = cluster.add_node(num_cpus=1)
-        out, err = driver.communicate(timeout=600)
+        out, err = driver.communicate(timeout=STUCK_RUN_S)
     finally:
         driver.kill()
         cluster.shutdown()

@@ -15,6 +15,7 @@ import pytest
 import ray
 import yaml
 
+from faults import STUCK_RUN_S
 from ulsam_search.config import SearchConfig
 from ulsam_search.cost import count_cost
 from ulsam_search.errors import InvalidInput
@@ -139,7 +140,7 @@ def test_mo_asha_after_a_driver_kill_prunes_as_an_uninterrupted_run(tmp_path):
         else:
             driver = subprocess.Popen(command, cwd=tmp_path / kind, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             run_dir = tmp_path / kind / "runs" / "tiny"
-            deadline = time.time() + 600  # a bound for a stuck run, not a pace: tests share the cores
+            deadline = time.time() + STUCK_RUN_S
             while time.time() < deadline:  # once three trials have ended (their rungs are only in the journal)
                 done = len(pd.read_csv(run_dir / "trials.csv")) if (run_dir / "trials.csv").exists() else 0
                 if done >= 3:
@@ -201,7 +202,7 @@ def test_resume_after_the_driver_is_killed(tmp_path):
     driver = subprocess.Popen([exe, "run", str(config_path), "--runs-dir", str(tmp_path), "--quiet"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     trials = tmp_path / "tiny" / "trials.csv"
-    deadline = time.time() + 600  # a bound for a stuck run, not a pace: tests share the cores
+    deadline = time.time() + STUCK_RUN_S
     while time.time() < deadline and (not trials.exists() or len(pd.read_csv(trials)) < 2):
         assert driver.poll() is None, driver.stderr.read().decode()
         time.sleep(0.5)

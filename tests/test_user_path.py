@@ -16,6 +16,7 @@ import ray
 import torch
 import yaml
 
+from faults import STUCK_RUN_S
 from layouts import write_cifar
 from test_search import BASELINE, tiny
 from ulsam_search.cli import main
@@ -46,7 +47,7 @@ def test_relative_data_root_interrupted_then_resumed_from_another_folder(tmp_pat
     driver = subprocess.Popen([EXE, "run", "c.yaml", "--quiet", "--set", "training.lr=0.02"], cwd=project,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     trials = project / "runs" / "c" / "trials.csv"
-    deadline = time.time() + 600  # a bound for a stuck run, not a pace: tests share the cores
+    deadline = time.time() + STUCK_RUN_S
     while time.time() < deadline and (not trials.exists() or len(pd.read_csv(trials)) < 1):
         assert driver.poll() is None, driver.stderr.read()
         time.sleep(0.3)
