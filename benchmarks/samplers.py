@@ -389,10 +389,12 @@ def run_searches(plan: Plan, progress: Console) -> tuple[pd.DataFrame, dict[int,
     table seed its exhaustive front."""
     import ray
 
+    from ulsam_search.search._ray import start_local_ray
+
     n_trials = max(plan.budgets)
     records = []
     best: dict[int, Exhaustive] = {}  # table seed -> its exhaustive front and reference point
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    start_local_ray(2)
     try:
         with tempfile.TemporaryDirectory() as runs:
             for (sampler, grace), (table_seed, seed) in itertools.product(plan.searches, plan.replicates):

@@ -35,6 +35,7 @@ from rich.table import Table
 from ulsam_search.config import SearchConfig
 from ulsam_search.cost import count_cost
 from ulsam_search.errors import OneLineParser
+from ulsam_search.search._ray import start_local_ray
 from ulsam_search.search.runner import prepare_run, run_search
 from ulsam_search.search.trial import train_trial
 
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     repeats = args.repeats or (2 if args.quick else 3)
     started_ray = not ray.is_initialized()
     if started_ray:
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        start_local_ray(2)
     rows, archs = [], None
     try:
         with tempfile.TemporaryDirectory() as tmp:

@@ -12,6 +12,7 @@ code:
 
 import json
 import os
+from pathlib import Path
 
 # How long a kill test waits for a run to reach the point it kills at: a bound for a stuck run, not a pace (tests
 # share the cores; under load 240 s once passed before 3 trials had finished).
@@ -52,3 +53,13 @@ def install() -> None:
         return model
 
     train_backend.build_model = build_model
+
+
+def start_ray_with_faults(faults: dict[str, str]) -> None:
+    """A local two-CPU Ray whose workers build the models of ``faults``' ARCHs to misbehave."""
+    from ulsam_search.search._ray import start_local_ray
+
+    tests = str(Path(__file__).resolve().parent)
+    start_local_ray(2, runtime_env={"worker_process_setup_hook": "faults.install",
+                                    "env_vars": {"PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")]),
+                                                 "ULSAM_TEST_FAULTS": json.dumps(faults)}})

@@ -1,6 +1,6 @@
 import pytest
 
-from ulsam_search.config import SearchConfig, load_search_config
+from ulsam_search.config import load_search_config
 from ulsam_search.errors import InvalidInput
 
 

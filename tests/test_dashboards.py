@@ -150,6 +150,7 @@ def test_optuna_dashboard_serves_a_runs_study_with_its_metric_names(tmp_path):
     import ray
 
     from ulsam_search.config import load_search_config
+    from ulsam_search.search._ray import start_local_ray
     from ulsam_search.search.objectives import get_objective
     from ulsam_search.search.rundir import STUDY_NAME
     from ulsam_search.search.runner import run_search
@@ -162,7 +163,7 @@ def test_optuna_dashboard_serves_a_runs_study_with_its_metric_names(tmp_path):
     config = load_search_config(ROOT / "search_spaces" / "tabular_digits_search.yaml",
                                 [f"backend.table={ROOT / 'benchmarks' / 'data' / 'tabular_digits.csv'}", "n_trials=4",
                                  "sampler={name: random, seed: 0}"])
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    start_local_ray(2)
     try:
         table = run_search(config, tmp_path / "runs", progress=False)
     finally:

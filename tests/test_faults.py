@@ -1,7 +1,6 @@
 """Fault injection on real searches: failing trials, a lost worker node, writers killed mid-write; reproducibility."""
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -14,11 +13,12 @@ import pandas as pd
 import pytest
 import ray
 
-from faults import STUCK_RUN_S
+from faults import STUCK_RUN_S, start_ray_with_faults
 from test_report import make_run
 from test_search import BASELINE, _study, tiny
 from ulsam_search.ablation.confirm import select_members
 from ulsam_search.report import read_trials, write_report
+from ulsam_search.search._ray import start_local_ray
 from ulsam_search.search.records import pareto_set, write_table
 from ulsam_search.search.runner import run_search
 from ulsam_search.workflows import confirm_run
@@ -28,18 +28,10 @@ pytestmark = pytest.mark.slow
 TESTS = Path(__file__).resolve().parent
 
 
-def _ray_with_faults(faults: dict[str, str]) -> None:
-    """A local Ray whose workers build the models of ``faults``' ARCHs to misbehave (``tests/faults.py``)."""
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
-             runtime_env={"worker_process_setup_hook": "faults.install",
-                          "env_vars": {"PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
-                                       "ULSAM_TEST_FAULTS": json.dumps(faults)}})
-
-
 def test_failing_trials_end_failed_with_their_error_and_the_search_goes_on(tmp_path):
     # 128 images in batches of 64: step 3 is the first step of epoch 2.
     faults = {f"{BASELINE}:8+1": "raise@1", f"{BASELINE}:8+2": "nan@3", f"{BASELINE}:8+4": "oom@2"}
-    _ray_with_faults(faults)
+    start_ray_with_faults(faults)
     try:
         config = tiny(space={"blocks": [8], "ops": ["none", "insert"], "groups": [1, 2, 4]},
                       sampler={"name": "grid"}, n_trials=4)
@@ -98,7 +90,7 @@ def test_retries_run_after_the_budgets_own_trials_so_a_grid_slice_keeps_its_poin
     faults = {f"{BASELINE}:8+{g}": "raise@1" for g in (1, 2, 4)}
     config = tiny(space={"blocks": [8], "ops": ["none", "insert"], "groups": [1, 2, 4]}, sampler={"name": "grid"},
                   n_trials=2)
-    _ray_with_faults(faults)
+    start_ray_with_faults(faults)
     try:
         first = run_search(config, tmp_path, progress=False)
     finally:
@@ -123,7 +115,7 @@ def test_a_confirm_training_that_failed_is_retried_once_its_cause_is_fixed(tmp_p
     table = run_search(config, tmp_path, progress=False)
     run = tmp_path / "tiny"
     member = select_members(pareto_set(table, config.objectives), config.objectives, BASELINE, 1, "front")[0]
-    _ray_with_faults({member: "raise@1"})
+    start_ray_with_faults({member: "raise@1"})
     try:
         first = confirm_run(run, {"top": 1, "seeds": 2}, progress=False)
     finally:
@@ -158,7 +150,7 @@ def test_build_table_stops_on_a_failed_architecture_and_retry_failed_completes_i
     argv = ["bench", "build-table", "--config", str(tmp_path / "two.yaml"), "--seeds", "0",
             "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "table.csv")]
     inserted = "mobilenet_v2@0.35:16+4"
-    _ray_with_faults({inserted: "raise@1"})
+    start_ray_with_faults({inserted: "raise@1"})
     try:
         assert cli.main(argv) == 1
     finally:
@@ -284,7 +276,7 @@ def test_writers_killed_mid_write_never_leave_a_partial_file(tmp_path):
 def test_same_config_and_seed_give_the_same_proposals_and_metrics(tmp_path):
     config = tiny(n_trials=5, max_concurrent=1, sampler={"name": "nsga2", "seed": 3,
                                                          "options": {"population_size": 4}})
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    start_local_ray(2)
     try:
         first = run_search(config, tmp_path / "a", progress=False)
         second = run_search(config, tmp_path / "b", progress=False)

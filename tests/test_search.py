@@ -2,7 +2,6 @@
 
 import itertools
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from ulsam_search.config import SearchConfig
 from ulsam_search.cost import count_cost
 from ulsam_search.errors import InvalidInput
 from ulsam_search.report import write_report
+from ulsam_search.search._ray import start_local_ray
 from ulsam_search.search.records import pareto_set
 from ulsam_search.search.rundir import STUDY_NAME
 from ulsam_search.search.runner import run_search
@@ -42,7 +42,7 @@ def tiny(**changes) -> SearchConfig:
 
 @pytest.fixture
 def local_ray():
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    start_local_ray(2)
     yield
     ray.shutdown()
 

@@ -18,6 +18,7 @@ import ray
 from test_search import BASELINE, _study, tiny
 from ulsam_search.config import load_search_config
 from ulsam_search.errors import InvalidInput
+from ulsam_search.search._ray import start_local_ray
 from ulsam_search.search.runner import prepare_run, run_search
 from ulsam_search.search.backends.table import TABLE_COLUMNS, read_table
 
@@ -39,7 +40,7 @@ def write_table(path: Path, epochs: int = 3, seeds=(0, 1)) -> pd.DataFrame:
 @pytest.mark.slow
 def test_the_table_backend_reproduces_the_table_exactly(tmp_path):
     recorded = write_table(tmp_path / "table.csv")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    start_local_ray(2)
     try:
         config = tiny(space={"blocks": [8]}, sampler={"name": "grid"}, n_trials=5, training={"epochs": 3, "seed": 1},
                       objectives=["top1", "latency"], backend={"name": "table", "table": str(tmp_path / "table.csv")})

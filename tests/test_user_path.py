@@ -2,7 +2,6 @@
 Ray's own trial folders, an interrupted run resumed from elsewhere, a search that trains nothing, a cluster that
 cannot fit a trial."""
 
-import json
 import os
 import signal
 import subprocess
@@ -16,7 +15,7 @@ import ray
 import torch
 import yaml
 
-from faults import STUCK_RUN_S
+from faults import STUCK_RUN_S, start_ray_with_faults
 from layouts import write_cifar
 from test_search import BASELINE, tiny
 from ulsam_search.cli import main
@@ -27,7 +26,6 @@ from ulsam_search.search.trial import TrialJob, trial_results
 pytestmark = pytest.mark.slow
 
 EXE = str(Path(sys.executable).parent / "ulsam-search")
-TESTS = Path(__file__).resolve().parent
 CIFAR_SEARCH = """backbone: mobilenet_v1
 width: 0.25
 dataset: {name: cifar10, root: data, train_limit: 64}
@@ -81,10 +79,7 @@ def test_a_search_that_trains_nothing_exits_1_with_the_counts_and_the_error(tmp_
 
 def test_some_failures_exit_0_and_the_last_line_counts_them(tmp_path, capsys, monkeypatch):
     faults = {f"{BASELINE}:8+1": "raise@1"}
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
-             runtime_env={"worker_process_setup_hook": "faults.install",
-                          "env_vars": {"PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
-                                       "ULSAM_TEST_FAULTS": json.dumps(faults)}})
+    start_ray_with_faults(faults)
     try:
         config = tiny(space={"blocks": [8], "ops": ["none", "insert"], "groups": [1, 2]}, sampler={"name": "grid"},
                       n_trials=3)

@@ -374,10 +374,18 @@ def connect_ray(address: str | None, dashboard: bool = False) -> bool:
             raise InvalidInput(f"ray.address {address}: {error}") from None
     else:
         resources = local_resources()
-        # "local": a new instance even where `ray start` left one (ray.init() would join it and refuse num_cpus)
-        ray.init(address="local", num_cpus=int(resources["CPU"]), num_gpus=int(resources["GPU"]),
-                 include_dashboard=dashboard, dashboard_host="127.0.0.1", log_to_driver=False, configure_logging=False)
+        start_local_ray(int(resources["CPU"]), int(resources["GPU"]), dashboard=dashboard)
     return True
+
+
+def start_local_ray(num_cpus: int, num_gpus: int = 0, dashboard: bool = False, **options) -> None:
+    """A new, quiet Ray instance of this process's own; ``options`` go to ``ray.init`` (e.g. ``runtime_env``).
+
+    "local" starts one even where `ray start` left a cluster running: a bare ray.init() would join that one and
+    then refuse num_cpus.
+    """
+    ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=dashboard,
+             dashboard_host="127.0.0.1", log_to_driver=False, configure_logging=False, **options)
 
 
 def local_resources() -> dict[str, float]:
