@@ -60,6 +60,6 @@ def start_ray_with_faults(faults: dict[str, str]) -> None:
     from ulsam_search.search._ray import start_local_ray
 
     tests = str(Path(__file__).resolve().parent)
+    path = os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])
     start_local_ray(2, runtime_env={"worker_process_setup_hook": "faults.install",
-                                    "env_vars": {"PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")]),
-                                                 "ULSAM_TEST_FAULTS": json.dumps(faults)}})
+                                    "env_vars": {"PYTHONPATH": path, "ULSAM_TEST_FAULTS": json.dumps(faults)}})

@@ -183,6 +183,23 @@ def test_bench_seed_noise_ranks_a_tables_earlier_epochs_against_its_final_one(ca
     assert "| 92.00 | +2.00 [no CI] | | one seed |" in out.replace("│", "|")
 
 
+@pytest.mark.parametrize("study, figures", [
+    # A's CI by hand: mean Spearman (0.40 - 0.16 - 0.04) / 3 = 0.067 over 8 architectures, Fisher's z 0.067 +- 1.96
+    # sqrt((1 + 0.067^2 / 2) / 5) = 0.067 +- 0.878, back through tanh: [-0.67, +0.74].
+    ("a", ("0.58", "0.31", "0.00", "+0.40, -0.16, -0.04", "+0.07 [-0.67, +0.74]")),
+    ("b", ("1.10", "0.67", "0.23", "-0.50, +0.07, +0.62", "+0.06 [-0.67, +0.74]")),
+])
+def test_bench_seed_noise_on_the_committed_signal_studies_gives_the_readmes_rows(capsys, study, figures):
+    seed, between, beyond, pairs, mean = figures
+    _, out = bench(capsys, "seed-noise", str(ROOT / "benchmarks" / "data" / f"signal_cluttered_{study}_trials.csv"))
+    assert (f"cluttered_{study}: 8 architectures x 3 seeds; seed std {seed} points, between-architecture std {between} "
+            f"(beyond noise {beyond}); seed-to-seed Spearman {pairs} (mean, 95% CI: {mean}); goal r >= 0.6: unclear "
+            "(the CI spans it)") in " ".join(out.split())
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    row = f"(`benchmarks/signal/cluttered_{study}.yaml`) | {seed} | {between} | {beyond} | {pairs} ({mean}) | unclear |"
+    assert row in readme
+
+
 def test_bench_seed_noise_on_the_committed_digits_table_gives_the_readmes_row(capsys):
     _, out = bench(capsys, "seed-noise", str(ROOT / "benchmarks" / "data" / "tabular_digits.csv"))
     line = ("tabular_digits: 125 architectures x 2 seeds; seed std 0.73 points, between-architecture std 0.46 (beyond "

@@ -183,6 +183,20 @@ def test_resume_and_rerun_refuse_what_they_cannot_continue(capsys, tmp_path):
     assert sorted(p.name for p in run_dir.iterdir()) == ["config.yaml"]
 
 
+def test_a_dataset_option_spelled_out_at_its_default_continues_the_same_run(capsys, tmp_path):
+    run_dir = tmp_path / "runs" / "cfg"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text("name: cfg\ndataset: {name: cluttered-mnist}\nspace: {blocks: [12]}\n")
+    config = tmp_path / "cfg.yaml"
+    for canvas, message in ((32, "resources: each trial asks for 64 CPUs"),  # past the run check, stopped after it
+                            (40, "already exists with a different config (dataset)")):
+        config.write_text(f"dataset: {{name: cluttered-mnist, options: {{canvas: {canvas}}}}}\n"
+                          "space: {blocks: [12]}\nresources: {cpu: 64}\n")
+        code, _, err = run(capsys, "run", str(config), "--runs-dir", str(tmp_path / "runs"))
+        assert code == 2 and message in err, err
+    assert sorted(p.name for p in run_dir.iterdir()) == ["config.yaml"]
+
+
 def test_bench_help_lists_every_benchmark_with_its_first_docstring_line(capsys, monkeypatch, tmp_path):
     from ulsam_search import cli
 

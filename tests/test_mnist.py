@@ -51,6 +51,29 @@ def test_clutter_places_the_whole_digit_and_only_pieces_of_others():
         assert canvas.sum() == 200 * 20 * 20
 
 
+def test_clutter_is_cut_from_the_same_split_as_the_digit(monkeypatch):
+    """No pixel of a training digit reaches a validation image, not even as a piece of clutter, and back."""
+    import ulsam_search.data.mnist as mnist
+
+    sources, real = [], mnist.clutter
+
+    def recording(digits, pieces_from, rng, **settings):
+        sources.append({bytes(image) for image in pieces_from})
+        return real(digits, pieces_from, rng, **settings)
+
+    monkeypatch.setattr(mnist, "clutter", recording)
+    data = load_data("cluttered-mnist", batch_size=500, seed=0, train_limit=300, options={"val_placements": 1})
+    data.train.set_epoch(1)
+    _all(data.train)
+    images, _ = read_mnist5k()
+    train, val = mnist5k_split()
+    train_set, val_set = ({bytes(image) for image in images[index]} for index in (train, val))
+    assert len(sources) == 2  # the validation set at load, then epoch 1's training canvases
+    validation_sources, training_sources = sources
+    assert validation_sources == val_set and len(training_sources) == 300 and training_sources <= train_set
+    assert not training_sources & val_set
+
+
 def test_the_cluttered_validation_set_is_normalised_by_its_constants():
     """CLUTTERED_MEAN/STD were measured on the default validation set: normalised, it has mean 0 and std 1."""
     images, _ = _all(load_data("cluttered-mnist", batch_size=2500, seed=0).val)

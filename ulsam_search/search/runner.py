@@ -21,7 +21,7 @@ from pathlib import Path
 from .._io import atomic_path
 from ..config import SearchConfig, load_search_config
 from ..cost import count_cost
-from ..data import dataset_info
+from ..data import dataset_info, get_dataset
 from ..errors import InvalidInput
 from ..models.arch import Architecture
 from .backends import get_backend
@@ -145,11 +145,14 @@ def _tune(config: SearchConfig, space, paths: RunPaths, job: TrialJob, progress:
 
 
 def _check_same_run(paths: RunPaths, config: SearchConfig) -> None:
-    """A run name may be reused only to continue the same search (a larger n_trials or another address is fine)."""
-    saved = load_search_config(paths.config).model_dump()
-    current = config.model_dump()
-    for key in ("n_trials", "ray", "max_concurrent", "resources", "confirm"):  # confirm: a later stage's settings
-        saved.pop(key), current.pop(key)
+    """A run name may be reused only to continue the same search (a larger n_trials or another address is fine, and
+    a dataset option spelled out at its default is the same data, as `train --resume` takes it)."""
+    saved, current = (c.model_dump() for c in (load_search_config(paths.config), config))
+    for dumped in (saved, current):
+        for key in ("n_trials", "ray", "max_concurrent", "resources", "confirm"):  # confirm: a later stage's settings
+            dumped.pop(key)
+        dataset = dumped["dataset"]
+        dataset["options"] = get_dataset(dataset["name"]).with_defaults(dataset["options"])
     differ = sorted(k for k in current if current[k] != saved[k])
     if differ:
         raise InvalidInput(f"run {paths.root} already exists with a different config ({', '.join(differ)}); "
