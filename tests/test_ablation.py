@@ -14,7 +14,7 @@ import pytest
 
 from faults import STUCK_RUN_S
 from ulsam_search.ablation import PAPER_RESULTS, ablation_config, build_cell_space, cell_statistics, study_cells
-from ulsam_search.ablation.claims import claims_frame, paper_claims
+from ulsam_search.ablation.claims import claims_frame, interval, paper_claims, study_claims
 from ulsam_search.ablation.stats import compare_with_baseline, holm, verdict
 from ulsam_search.config import SearchConfig, load_search_config
 from ulsam_search.errors import InvalidInput
@@ -170,6 +170,21 @@ def test_the_papers_claims_by_hand():
     frame = claims_frame([sub, rep])
     assert frame["arch"].tolist()[-1] == "pooled" and frame["verdict"].tolist() == [
         "reproduced", "reproduced", "inconclusive", "reproduced", "reproduced"]
+
+
+@pytest.mark.parametrize("config, trials, quoted", [
+    ("search_spaces/ablation_quick.yaml", "ablation_quick_trials.csv", "sentence"),
+    ("benchmarks/signal/cluttered_a.yaml", "signal_cluttered_a_trials.csv", "sentence"),
+    ("benchmarks/signal/cluttered_b.yaml", "signal_cluttered_b_trials.csv", "interval"),  # B is quoted in prose
+])
+def test_the_readmes_claims_come_from_the_committed_trials(config, trials, quoted):
+    table = pd.read_csv(ROOT / "benchmarks" / "data" / trials)
+    claims = study_claims(load_search_config(ROOT / config), table)
+    assert [c.name for c in claims] == ["subspaces", "replace"]
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    for claim in claims:
+        text = claim.sentence() if quoted == "sentence" else interval(claim.d_top1, claim.ci_low, claim.ci_high)
+        assert text in readme, text
 
 
 def test_claims_a_study_cannot_test_are_left_out():

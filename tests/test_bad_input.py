@@ -201,3 +201,8 @@ def test_malformed_input_exits_2_with_one_line_and_touches_nothing(outcomes, cas
     assert message in lines[0], lines[0]
     assert result.stdout == ""
     assert untouched  # nothing written, nothing changed
+
+
+def test_the_readme_counts_the_corpus():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert f"writes or changes nothing ({len(CASES)} malformed configs" in readme
